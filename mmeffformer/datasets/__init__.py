@@ -1,0 +1,1 @@
+"""Data transforms and the synthetic dataset generator."""

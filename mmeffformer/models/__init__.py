@@ -1,0 +1,1 @@
+"""Models: backbones and the layers they share."""

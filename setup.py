@@ -1,0 +1,55 @@
+"""Install mmeffformer; configs and tools travel inside the package (.mim)."""
+
+import os
+import shutil
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).resolve().parent
+
+
+def read_version() -> str:
+    namespace: dict = {}
+    exec((HERE / 'mmeffformer' / 'version.py').read_text(), namespace)
+    return namespace['__version__']
+
+
+def read_requirements(name: str) -> list:
+    lines = (HERE / 'requirements' / name).read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith('#')]
+
+
+def copy_mim_files() -> None:
+    """Copy configs/ and tools/ into mmeffformer/.mim so `mim` finds them."""
+    mim = HERE / 'mmeffformer' / '.mim'
+    mim.mkdir(exist_ok=True)
+    for name in ('configs', 'tools'):
+        target = mim / name
+        if target.is_symlink() or target.is_file():
+            target.unlink()
+        elif target.is_dir():
+            shutil.rmtree(target)
+        if (HERE / name).is_dir():
+            shutil.copytree(HERE / name, target)
+
+
+if os.environ.get('MMEFFFORMER_SKIP_MIM') != '1':
+    copy_mim_files()
+
+setup(
+    name='mmeffformer',
+    version=read_version(),
+    description='EfficientFormer / EfficientFormerV2 backbones for mmdet 3 and mmseg 1',
+    long_description=(HERE / 'README.md').read_text(),
+    long_description_content_type='text/markdown',
+    python_requires='>=3.8',
+    packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools')),
+    include_package_data=True,
+    package_data={'mmeffformer': ['.mim/configs/**/*.py', '.mim/tools/**/*']},
+    install_requires=read_requirements('torch.txt')
+    + read_requirements('mminstall.txt')
+    + read_requirements('runtime.txt'),
+    extras_require={'tests': read_requirements('tests.txt')},
+    zip_safe=False,
+)
