@@ -1,1 +1,5 @@
 """Models: backbones and the layers they share."""
+
+from .backbones import EfficientFormer
+
+__all__ = ['EfficientFormer']

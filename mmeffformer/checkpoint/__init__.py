@@ -1,0 +1,21 @@
+"""Checkpoint layouts, conversion to our keys, and pretrained loading."""
+
+from .layouts import detect_layout, split_prefix, unwrap_state_dict
+from .loading import (
+    LoadReport,
+    backbone_state_from_checkpoint,
+    load_backbone_state,
+    load_pretrained_backbone,
+)
+from .rename import to_ours
+
+__all__ = [
+    'LoadReport',
+    'backbone_state_from_checkpoint',
+    'detect_layout',
+    'load_backbone_state',
+    'load_pretrained_backbone',
+    'split_prefix',
+    'to_ours',
+    'unwrap_state_dict',
+]

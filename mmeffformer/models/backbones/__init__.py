@@ -1,0 +1,5 @@
+"""Registered backbones."""
+
+from .efficientformer import EfficientFormer
+
+__all__ = ['EfficientFormer']

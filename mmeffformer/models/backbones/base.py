@@ -1,0 +1,162 @@
+"""What both EfficientFormer backbones share: freezing, norm_eval, outputs, weights."""
+
+from __future__ import annotations
+
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.utils.checkpoint as cp
+from mmcv.cnn import build_norm_layer
+from mmengine.model import BaseModule
+from torch.nn.modules.batchnorm import _BatchNorm
+
+NUM_STAGES = 4
+
+
+def normalize_out_indices(out_indices: Sequence[int] | int) -> Tuple[int, ...]:
+    """Check ``out_indices`` and turn negative indices into stage numbers."""
+    if isinstance(out_indices, int):
+        out_indices = (out_indices,)
+    result = []
+    for index in out_indices:
+        if not isinstance(index, int) or not -NUM_STAGES <= index < NUM_STAGES:
+            raise ValueError(
+                f'out_indices entries must be stage numbers in 0..3 (or -4..-1), '
+                f'got {index!r} in {tuple(out_indices)!r}'
+            )
+        result.append(index % NUM_STAGES)
+    if len(set(result)) != len(result) or not result:
+        raise ValueError(f'out_indices must be non-empty and distinct, got {tuple(out_indices)!r}')
+    return tuple(sorted(result))
+
+
+def drop_path_rates(depths: Sequence[int], drop_path_rate: float) -> List[List[float]]:
+    """Stochastic depth rising linearly from 0 to ``drop_path_rate`` over all blocks."""
+    total = sum(depths)
+    rates = [drop_path_rate * i / max(total - 1, 1) for i in range(total)]
+    out, start = [], 0
+    for depth in depths:
+        out.append(rates[start : start + depth])
+        start += depth
+    return out
+
+
+def run_block(block: Callable, with_cp: bool, *args) -> torch.Tensor:
+    """Call ``block``, through gradient checkpointing when asked and useful."""
+    if with_cp and torch.is_grad_enabled() and any(
+        isinstance(a, torch.Tensor) and a.requires_grad for a in args
+    ):
+        return cp.checkpoint(block, *args, use_reentrant=False)
+    return block(*args)
+
+
+class EfficientFormerBackboneBase(BaseModule):
+    """Base class: subclasses build ``stem`` and ``stages`` and call ``_finish_init``.
+
+    It owns the per-output norms (``out_norms``), ``frozen_stages``,
+    ``norm_eval`` and loading of pretrained weights in any supported layout.
+    """
+
+    stem: nn.Module
+    stages: nn.ModuleList
+    #: 'v1' or 'v2': which checkpoint layouts apply.
+    family: str = ''
+
+    def __init__(
+        self,
+        out_indices: Sequence[int] | int,
+        frozen_stages: int,
+        norm_eval: bool,
+        with_cp: bool,
+        init_cfg: Optional[dict | list],
+    ) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.out_indices = normalize_out_indices(out_indices)
+        if not isinstance(frozen_stages, int) or not -1 <= frozen_stages <= NUM_STAGES:
+            raise ValueError(
+                f'frozen_stages must be an int in -1..4 (-1: nothing, 0: stem, '
+                f'k: stem and the first k stages), got {frozen_stages!r}'
+            )
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.with_cp = with_cp
+
+    def _build_out_norms(self, widths: Sequence[int], norm_out: bool) -> None:
+        """GroupNorm(1, C) on each requested output, or identities."""
+        norms = []
+        for stage, width in enumerate(widths):
+            if norm_out and stage in self.out_indices:
+                norms.append(build_norm_layer(dict(type='GN', num_groups=1), width)[1])
+            else:
+                norms.append(nn.Identity())
+        self.out_norms = nn.ModuleList(norms)
+
+    def _finish_init(self) -> None:
+        self._freeze_stages()
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(
+                f'{type(self).__name__} expects images of shape (N, 3, H, W), '
+                f'got {tuple(x.shape)}'
+            )
+        x = self.stem(x)
+        outs = []
+        for index, stage in enumerate(self.stages):
+            x = stage(x)
+            if index in self.out_indices:
+                outs.append(self.out_norms[index](x))
+            if index == self.out_indices[-1]:
+                break
+        return tuple(outs)
+
+    def _frozen_modules(self) -> List[nn.Module]:
+        if self.frozen_stages < 0:
+            return []
+        modules: List[nn.Module] = [self.stem]
+        for index in range(self.frozen_stages):
+            modules += [self.stages[index], self.out_norms[index]]
+        return modules
+
+    def _freeze_stages(self) -> None:
+        for module in self._frozen_modules():
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def train(self, mode: bool = True) -> EfficientFormerBackboneBase:
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for module in self.modules():
+                if isinstance(module, _BatchNorm):
+                    module.eval()
+        return self
+
+    def init_weights(self) -> None:
+        """Load ``init_cfg=dict(type='Pretrained', checkpoint=...)`` in any known layout."""
+        from mmeffformer.checkpoint.loading import load_pretrained_backbone
+
+        init_cfg = self.init_cfg
+        if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
+            self._init_default_weights()
+            load_pretrained_backbone(
+                self, init_cfg['checkpoint'], prefix=init_cfg.get('prefix'), family=self.family
+            )
+            self._is_init = True
+            return
+        if init_cfg is None:
+            self._init_default_weights()
+            self._is_init = True
+            return
+        super().init_weights()
+
+    def _init_default_weights(self) -> None:
+        """Truncated-normal (std 0.02) linear and 1x1 conv weights, zero biases."""
+        for module in self.modules():
+            is_pointwise = isinstance(module, nn.Conv2d) and module.kernel_size == (1, 1)
+            if isinstance(module, nn.Linear) or is_pointwise:
+                nn.init.trunc_normal_(module.weight, std=0.02)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
