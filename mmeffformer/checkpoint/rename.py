@@ -27,6 +27,8 @@ from .layouts import StateDict, is_downstream
 
 # Child names the sources use for (conv, norm) pairs, mapped to ours.
 _PAIR = {'0': 'conv', '1': 'norm', 'conv': 'conv', 'bn': 'norm', 'norm': 'norm', 'proj': 'conv'}
+# The authors' V2 attention output is Sequential(act, conv, BN).
+_PROJ = {'1': 'conv', '2': 'norm', 'conv': 'conv', 'bn': 'norm'}
 _STEM_AUTHORS = {'0': 'conv1.conv', '1': 'conv1.norm', '3': 'conv2.conv', '4': 'conv2.norm'}
 
 Placement = Tuple  # ('key', name) | ('block', stage, index, rest) | ('drop', reason)
@@ -124,7 +126,7 @@ def _block_rules(family: str, attention: bool, downstream: bool) -> List[Rule]:
                 r'(?:token_mixer\.)?(q|k|v|v_local|stride_conv)\.(0|1|conv|bn)\.(.+)',
                 lambda m: ('key', f'attn.{m[1]}.{_PAIR[m[2]]}.{m[3]}'),
             ),
-            (r'(?:token_mixer\.)?proj\.(1|2|conv|bn)\.(.+)', lambda m: ('key', f'attn.proj.{ {"1": "conv", "2": "norm"}.get(m[1], _PAIR[m[1]]) }.{m[2]}')),
+            (r'(?:token_mixer\.)?proj\.(1|2|conv|bn)\.(.+)', lambda m: ('key', f'attn.proj.{_PROJ[m[1]]}.{m[2]}')),
             (r'(?:token_mixer\.)?(talking_head[12])\.(.+)', lambda m: ('key', f'attn.{m[1]}.{m[2]}')),
         ]
     return rules

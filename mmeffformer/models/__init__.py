@@ -1,5 +1,5 @@
 """Models: backbones and the layers they share."""
 
-from .backbones import EfficientFormer
+from .backbones import EfficientFormer, EfficientFormerV2
 
-__all__ = ['EfficientFormer']
+__all__ = ['EfficientFormer', 'EfficientFormerV2']

@@ -1,5 +1,6 @@
 """Registered backbones."""
 
 from .efficientformer import EfficientFormer
+from .efficientformer_v2 import EfficientFormerV2
 
-__all__ = ['EfficientFormer']
+__all__ = ['EfficientFormer', 'EfficientFormerV2']

@@ -15,7 +15,7 @@ from mmeffformer.registry import MODELS
 from ..layers.attention_bias import build_attention_bias
 from ..layers.conv_norm import ConvNorm
 from ..layers.layer_scale import LayerScale
-from .base import EfficientFormerBackboneBase, drop_path_rates, run_block
+from .base import EfficientFormerBackboneBase, Stem, check_arch, drop_path_rates, run_block
 
 
 class PoolMixerBlock(nn.Module):
@@ -163,38 +163,6 @@ class EfficientFormerStage(nn.Module):
         for block in self.blocks[self.num_pool_blocks :]:
             tokens = run_block(block, self.with_cp, tokens, (height, width))
         return tokens.transpose(1, 2).reshape(batch, channels, height, width)
-
-
-class Stem(nn.Module):
-    """Two 3x3 stride-2 conv-norm-act layers: stride 4, ``C0 / 2`` then ``C0`` channels."""
-
-    def __init__(self, out_dim: int, norm_cfg: dict, act_cfg: dict, in_channels: int = 3) -> None:
-        super().__init__()
-        self.conv1 = ConvNorm(in_channels, out_dim // 2, 3, 2, norm_cfg=norm_cfg, act_cfg=act_cfg)
-        self.conv2 = ConvNorm(out_dim // 2, out_dim, 3, 2, norm_cfg=norm_cfg, act_cfg=act_cfg)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv2(self.conv1(x))
-
-
-def check_arch(arch: str | dict, settings: dict, required: Sequence[str]) -> dict:
-    """Resolve ``arch`` to a settings dict; errors say what is accepted."""
-    if isinstance(arch, str):
-        if arch not in settings:
-            raise ValueError(
-                f'Unknown arch {arch!r}; choose from {sorted(settings)} or pass a dict '
-                f'with keys {sorted(required)}'
-            )
-        return dict(settings[arch])
-    if not isinstance(arch, dict):
-        raise TypeError(f'arch must be a name {sorted(settings)} or a dict, got {type(arch)}')
-    if set(arch) != set(required):
-        raise ValueError(f'An arch dict needs exactly the keys {sorted(required)}, got {sorted(arch)}')
-    for key in ('widths', 'depths'):
-        values = arch[key]
-        if len(values) != 4 or not all(isinstance(v, int) and v > 0 for v in values):
-            raise ValueError(f'arch[{key!r}] must be 4 positive ints, got {values!r}')
-    return dict(arch)
 
 
 @MODELS.register_module()
