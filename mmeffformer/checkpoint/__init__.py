@@ -1,5 +1,6 @@
 """Checkpoint layouts, conversion to our keys, and pretrained loading."""
 
+from .convert import convert_checkpoint, save_converted
 from .layouts import detect_layout, split_prefix, unwrap_state_dict
 from .loading import (
     LoadReport,
@@ -12,9 +13,11 @@ from .rename import to_ours
 __all__ = [
     'LoadReport',
     'backbone_state_from_checkpoint',
+    'convert_checkpoint',
     'detect_layout',
     'load_backbone_state',
     'load_pretrained_backbone',
+    'save_converted',
     'split_prefix',
     'to_ours',
     'unwrap_state_dict',

@@ -168,9 +168,18 @@ def _conv_apply(x: torch.Tensor, s: Dict, name: str, stride: int = 1) -> torch.T
 
 
 def reference_v1_features(
-    state: Dict[str, torch.Tensor], arch: str, x: torch.Tensor, out_norm: bool = False
+    state: Dict[str, torch.Tensor],
+    arch: str,
+    x: torch.Tensor,
+    out_norm: bool = False,
+    table_key: str = 'attention_biases',
+    bias_fn=None,
 ) -> Sequence[torch.Tensor]:
-    """Stage outputs (NCHW) of authors-layout weights, from the paper's equations."""
+    """Stage outputs (NCHW) of authors-layout weights, from the paper's equations.
+
+    ``bias_fn(table, num_queries, num_keys)`` gives the bias; by default the
+    table is gathered for the 7 x 7 ImageNet grid.
+    """
     widths, depths, num_attention = ARCHS[arch]
     s = state
     x = F.relu(_bn_apply(_conv_apply(x, s, 'patch_embed.0', 2), s, 'patch_embed.1'))
@@ -195,8 +204,8 @@ def reference_v1_features(
             y = F.layer_norm(t, (c,), s[f'{p}.norm1.weight'], s[f'{p}.norm1.bias'])
             qkv = F.linear(y, s[f'{p}.token_mixer.qkv.weight'], s[f'{p}.token_mixer.qkv.bias'])
             q, k, v = qkv.view(b, -1, 8, 192).permute(0, 2, 1, 3).split([32, 32, 128], dim=-1)
-            table = s[f'{p}.token_mixer.attention_biases']
-            bias = table[:, bias_index(hh)] if hh == ww else None
+            table = s[f'{p}.token_mixer.{table_key}']
+            bias = bias_fn(table, hh * ww, hh * ww) if bias_fn else table[:, bias_index(hh)]
             logits = q @ k.transpose(-2, -1) * 32**-0.5 + bias
             y = (logits.softmax(-1) @ v).transpose(1, 2).reshape(b, -1, 1024)
             y = F.linear(y, s[f'{p}.token_mixer.proj.weight'], s[f'{p}.token_mixer.proj.bias'])
@@ -206,5 +215,55 @@ def reference_v1_features(
                          s[f'{p}.mlp.fc2.weight'], s[f'{p}.mlp.fc2.bias'])  # fmt: skip
             t = t + ls2 * y
             x = t.transpose(1, 2).reshape(b, c, hh, ww)
-        outs.append(F.group_norm(x, 1) if out_norm else x)
+        if out_norm:  # the norm is on the output only, not on the path to the next stage
+            outs.append(F.group_norm(x, 1, s[f'norm{2 * stage}.weight'], s[f'norm{2 * stage}.bias']))
+        else:
+            outs.append(x)
     return outs
+
+
+def official_bias_fn(grid: int, query_stride: int = 1):
+    """The authors' downstream bias: dense matrix of the ``grid`` table, bicubic to (Nq, Nk)."""
+
+    def bias(table: torch.Tensor, num_queries: int, num_keys: int) -> torch.Tensor:
+        q_side = -(-grid // query_stride)
+        seen: Dict = {}
+        index = torch.tensor(
+            [
+                [
+                    seen.setdefault((abs(query_stride * qy - ky), abs(query_stride * qx - kx)), len(seen))
+                    for ky in range(grid)
+                    for kx in range(grid)
+                ]
+                for qy in range(q_side)
+                for qx in range(q_side)
+            ]
+        )
+        dense = table[:, index][None]
+        return F.interpolate(dense, size=(num_queries, num_keys), mode='bicubic', align_corners=False)[0]
+
+    return bias
+
+
+def to_downstream_v1(state: Dict[str, torch.Tensor], grid: int, seed: int = 1) -> Dict[str, torch.Tensor]:
+    """An authors' mmdet-2.x file: backbone. prefix, _seg tables, output norms, a neck."""
+    gen = torch.Generator().manual_seed(seed)
+    out: Dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if key.startswith(('head.', 'dist_head.', 'norm.')):
+            continue
+        if key.endswith('attention_biases'):
+            prefix = key[: -len('attention_biases')]
+            out[f'backbone.{key}'] = torch.zeros(8, 49)  # unused placeholder buffers
+            out[f'backbone.{prefix}attention_bias_idxs'] = torch.ones(49, 49, dtype=torch.long)
+            out[f'backbone.{prefix}attention_biases_seg'] = _rand(gen, 8, grid * grid, scale=1.0)
+            out[f'backbone.{prefix}attention_bias_idxs_seg'] = bias_index(grid)
+        elif not key.endswith('attention_bias_idxs'):
+            out[f'backbone.{key}'] = value
+    widths = {int(k.split('.')[1]): v.shape[0] for k, v in state.items() if re.match(r'network\.[135]\.norm\.weight', k)}
+    widths[-1] = state['patch_embed.4.weight'].shape[0]
+    for index, stage in enumerate((-1, 1, 3, 5)):
+        out[f'backbone.norm{2 * index}.weight'] = 1 + _rand(gen, widths[stage])
+        out[f'backbone.norm{2 * index}.bias'] = _rand(gen, widths[stage])
+    out['neck.lateral_convs.0.conv.weight'] = _rand(gen, 4, widths[-1], 1, 1)
+    return out

@@ -157,7 +157,7 @@ def _conv_bn(x, s, conv, bn, stride=1, groups=1):
     return _bn_apply(x, s, bn)
 
 
-def _attention4d(x: torch.Tensor, s: Dict, t: str, strided: bool) -> torch.Tensor:
+def _attention4d(x: torch.Tensor, s: Dict, t: str, strided: bool, bias_fn, key: str) -> torch.Tensor:
     size = x.shape[-2:]
     if strided:
         x = _seq(x, s, f'{t}.stride_conv', 2, groups=x.shape[1])
@@ -168,17 +168,18 @@ def _attention4d(x: torch.Tensor, s: Dict, t: str, strided: bool) -> torch.Tenso
     v = _seq(x, s, f'{t}.v')
     v_local = _seq(v, s, f'{t}.v_local', groups=1024)
     v = v.view(b, 8, 128, n).transpose(-2, -1)
-    a = q @ k * 32**-0.5 + s[f'{t}.attention_biases'][:, bias_index(7)]
+    table = s[f'{t}.{key}']
+    a = q @ k * 32**-0.5 + (bias_fn(table, n, n) if bias_fn else table[:, bias_index(7)])
     a = F.conv2d(a, s[f'{t}.talking_head1.weight'], s[f'{t}.talking_head1.bias']).softmax(-1)
     a = F.conv2d(a, s[f'{t}.talking_head2.weight'], s[f'{t}.talking_head2.bias'])
     out = (a @ v).transpose(-2, -1).reshape(b, 1024, h, w) + v_local
     if strided:
         out = F.interpolate(out, scale_factor=2, mode='bilinear', align_corners=False)
-        assert out.shape[-2:] == size
+        assert out.shape[-2:] == size  # the authors' code needs sizes divisible by 32
     return _conv_bn(F.gelu(out), s, f'{t}.proj.1', f'{t}.proj.2')
 
 
-def _downsample_attention(x: torch.Tensor, s: Dict, a: str) -> torch.Tensor:
+def _downsample_attention(x: torch.Tensor, s: Dict, a: str, bias_fn, key: str) -> torch.Tensor:
     b, c, h, w = x.shape
     local = F.conv2d(x, s[f'{a}.q.local.0.weight'], s[f'{a}.q.local.0.bias'], 2, 1, groups=c)
     q = _seq(local + F.avg_pool2d(x, 1, 2), s, f'{a}.q.proj')
@@ -188,13 +189,26 @@ def _downsample_attention(x: torch.Tensor, s: Dict, a: str) -> torch.Tensor:
     v = _seq(x, s, f'{a}.v')
     v_local = _seq(v, s, f'{a}.v_local', 2, groups=512)
     v = v.view(b, 8, 64, h * w).transpose(-2, -1)
-    attn = q @ k * 16**-0.5 + s[f'{a}.attention_biases'][:, downsample_bias_index(hq, h)]
+    table = s[f'{a}.{key}']
+    bias = bias_fn(table, hq * wq, h * w) if bias_fn else table[:, downsample_bias_index(hq, h)]
+    attn = q @ k * 16**-0.5 + bias
     out = (attn.softmax(-1) @ v).transpose(-2, -1).reshape(b, 512, hq, wq) + v_local
     return _conv_bn(F.gelu(out), s, f'{a}.proj.1', f'{a}.proj.2')
 
 
-def reference_v2_features(state: Dict, arch: str, x: torch.Tensor) -> Sequence[torch.Tensor]:
-    """Stage outputs of authors-layout V2 weights at 224 x 224."""
+def reference_v2_features(
+    state: Dict,
+    arch: str,
+    x: torch.Tensor,
+    bias_fns=None,
+    table_key: str = 'attention_biases',
+) -> Sequence[torch.Tensor]:
+    """Stage outputs of authors-layout V2 weights.
+
+    Without ``bias_fns`` the ImageNet tables are used at 224 x 224; otherwise
+    ``bias_fns = (attention, downsampling attention)`` give the biases.
+    """
+    attn_fn, down_fn = bias_fns or (None, None)
     widths, depths, num_attention, _ = ARCHS[arch]
     s = state
     x = F.gelu(_conv_bn(x, s, 'patch_embed.0', 'patch_embed.1', 2))
@@ -205,15 +219,38 @@ def reference_v2_features(state: Dict, arch: str, x: torch.Tensor) -> Sequence[t
             x = _conv_bn(x, s, f'network.{2 * stage - 1}.proj', f'network.{2 * stage - 1}.norm', 2)
         if stage == 3:
             x = _conv_bn(x, s, 'network.5.conv', 'network.5.bn', 2) + _downsample_attention(
-                x, s, 'network.5.attn'
+                x, s, 'network.5.attn', down_fn, table_key
             )
         for j in range(depth):
             p = f'network.{2 * stage}.{j}'
             if stage >= 2 and j >= depth - num_attention:
-                x = x + s[f'{p}.layer_scale_1'] * _attention4d(x, s, f'{p}.token_mixer', stage == 2)
+                x = x + s[f'{p}.layer_scale_1'] * _attention4d(x, s, f'{p}.token_mixer', stage == 2, attn_fn, table_key)
             h = F.gelu(_conv_bn(x, s, f'{p}.mlp.fc1', f'{p}.mlp.norm1'))
             h = F.gelu(_conv_bn(h, s, f'{p}.mlp.mid', f'{p}.mlp.mid_norm', groups=h.shape[1]))
             h = _conv_bn(h, s, f'{p}.mlp.fc2', f'{p}.mlp.norm2')
             x = x + s[f'{p}.layer_scale_2'] * h
         outs.append(x)
     return outs
+
+
+def to_downstream_v2(state: Dict[str, torch.Tensor], grid: int, seed: int = 1) -> Dict[str, torch.Tensor]:
+    """An authors' mmseg-0.x file: backbone. prefix, _seg tables for ``grid`` (stride 32)."""
+    gen = torch.Generator().manual_seed(seed)
+    out: Dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if key.startswith(('head.', 'dist_head.', 'norm.')):
+            continue
+        if key.endswith('attention_biases'):
+            prefix = key[: -len('attention_biases')]
+            down = key.startswith('network.5.')
+            keys = 2 * grid if down else grid
+            out[f'backbone.{key}'] = torch.zeros_like(value)
+            out[f'backbone.{prefix}attention_bias_idxs'] = torch.ones(49, value.shape[1], dtype=torch.long)
+            out[f'backbone.{prefix}attention_biases_seg'] = _rand(gen, 8, keys * keys, scale=1.0)
+            out[f'backbone.{prefix}attention_bias_idxs_seg'] = (
+                downsample_bias_index(grid, 2 * grid) if down else bias_index(grid)
+            )
+        elif not key.endswith('attention_bias_idxs'):
+            out[f'backbone.{key}'] = value
+    out['decode_head.conv_seg.weight'] = _rand(gen, 5, 16, 1, 1)
+    return out

@@ -1,0 +1,69 @@
+"""Convert a whole checkpoint file (any supported layout) to an mmengine checkpoint."""
+
+from __future__ import annotations
+
+import math
+from typing import Dict, Mapping
+
+import torch
+
+from .layouts import StateDict, detect_layout, is_downstream, split_prefix, unwrap_state_dict
+from .rename import to_ours
+
+#: Top-level prefixes of detector / segmentor parts that are kept as they are
+#: (mmdet 2.x / mmseg 0.x names of these parts are unchanged in mmdet 3 / mmseg 1).
+DOWNSTREAM_PREFIXES = (
+    'neck.',
+    'rpn_head.',
+    'roi_head.',
+    'bbox_head.',
+    'mask_head.',
+    'decode_head.',
+    'auxiliary_head.',
+)
+
+
+def official_bias_size(state: StateDict) -> int:
+    """Image side an official-mode file was trained for, from its stage-4 tables."""
+    sides = {
+        math.isqrt(value.shape[1])
+        for key, value in state.items()
+        if key.startswith('stages.3.blocks.') and key.endswith('attn.bias.table')
+    }
+    if len(sides) != 1:
+        raise ValueError(f'Expected one stage-4 bias grid in an official file, found {sorted(sides)}')
+    return sides.pop() * 32
+
+
+def convert_checkpoint(checkpoint: Mapping) -> Dict:
+    """Our layout for ``checkpoint``: backbone-only, or the whole downstream model.
+
+    Classification files (authors' ImageNet, timm, mmpretrain) give the backbone
+    alone; detector / segmentor files keep neck and heads under their names and
+    get the backbone under ``backbone.``. ``meta['mmeffformer']`` records the
+    source layout and, for the authors' downstream files, the ``attn_bias``
+    settings the model needs.
+    """
+    state = unwrap_state_dict(checkpoint)
+    backbone, others = split_prefix(state)
+    layout, family = detect_layout(backbone)
+    converted, dropped = to_ours(backbone, layout, family)
+    whole_model = any(key.startswith(DOWNSTREAM_PREFIXES) for key in others)
+    info = dict(source_layout=layout, family=family, dropped=sorted(dropped))
+    if is_downstream(backbone):
+        info.update(attn_bias='official', attn_bias_size=official_bias_size(converted))
+    if whole_model:
+        out = {f'backbone.{key}': value for key, value in converted.items()}
+        out.update(others)
+    else:
+        out = converted
+        info['dropped'] += sorted(others)
+    return dict(state_dict=out, meta=dict(mmeffformer=info))
+
+
+def save_converted(src: str, dst: str) -> Dict:
+    """Read ``src``, convert it and save it to ``dst``; returns the meta info."""
+    checkpoint = torch.load(src, map_location='cpu', weights_only=False)
+    result = convert_checkpoint(checkpoint)
+    torch.save(result, dst)
+    return result['meta']['mmeffformer']
