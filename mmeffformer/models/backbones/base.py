@@ -104,7 +104,15 @@ class EfficientFormerBackboneBase(BaseModule):
         norm_eval: bool,
         with_cp: bool,
         init_cfg: Optional[dict | list],
+        pretrained: Optional[str] = None,
     ) -> None:
+        if pretrained is not None:
+            # mmseg's EncoderDecoder passes its model-level `pretrained` this way
+            if init_cfg is not None:
+                raise ValueError(
+                    f'Give either pretrained={pretrained!r} or init_cfg={init_cfg!r}, not both'
+                )
+            init_cfg = dict(type='Pretrained', checkpoint=pretrained)
         super().__init__(init_cfg=init_cfg)
         self.out_indices = normalize_out_indices(out_indices)
         if not isinstance(frozen_stages, int) or not -1 <= frozen_stages <= NUM_STAGES:

@@ -194,6 +194,7 @@ class EfficientFormer(EfficientFormerBackboneBase):
         layer_scale_init_value: Initial residual scale.
         mlp_ratio: MLP expansion ratio.
         with_cp: Gradient checkpointing per block (saves memory, same results).
+        pretrained: mmseg's older way to say ``init_cfg=dict(type='Pretrained', ...)``.
         init_cfg: e.g. ``dict(type='Pretrained', checkpoint='l1.pth')``; the
             authors', timm, mmpretrain and our layouts load without conversion.
 
@@ -233,8 +234,9 @@ class EfficientFormer(EfficientFormerBackboneBase):
         mlp_ratio: float = 4.0,
         with_cp: bool = False,
         init_cfg: Optional[dict] = None,
+        pretrained: Optional[str] = None,
     ) -> None:
-        super().__init__(out_indices, frozen_stages, norm_eval, with_cp, init_cfg)
+        super().__init__(out_indices, frozen_stages, norm_eval, with_cp, init_cfg, pretrained)
         settings = check_arch(arch, self.arch_settings, ('widths', 'depths', 'num_attention'))
         widths, depths = tuple(settings['widths']), tuple(settings['depths'])
         num_attention = settings['num_attention']

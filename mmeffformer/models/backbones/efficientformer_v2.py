@@ -239,6 +239,7 @@ class EfficientFormerV2(EfficientFormerBackboneBase):
             (s0 0, s1 0, s2 0.02, l 0.1).
         layer_scale_init_value: Initial residual scale.
         with_cp: Gradient checkpointing per block.
+        pretrained: mmseg's older way to say ``init_cfg=dict(type='Pretrained', ...)``.
         init_cfg: e.g. ``dict(type='Pretrained', checkpoint='eformer_s0_450.pth')``.
 
     Example:
@@ -308,8 +309,9 @@ class EfficientFormerV2(EfficientFormerBackboneBase):
         layer_scale_init_value: float = 1e-5,
         with_cp: bool = False,
         init_cfg: Optional[dict] = None,
+        pretrained: Optional[str] = None,
     ) -> None:
-        super().__init__(out_indices, frozen_stages, norm_eval, with_cp, init_cfg)
+        super().__init__(out_indices, frozen_stages, norm_eval, with_cp, init_cfg, pretrained)
         settings = _check_v2_arch(arch, self.arch_settings)
         if drop_path_rate is None:
             drop_path_rate = self.default_drop_path_rate.get(arch, 0.0) if isinstance(arch, str) else 0.0
