@@ -11,9 +11,7 @@ from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import DefaultScope, Registry
 
 MODELS = Registry('model', parent=MMENGINE_MODELS, locations=['mmeffformer.models'])
-TRANSFORMS = Registry(
-    'transform', parent=MMENGINE_TRANSFORMS, locations=['mmeffformer.datasets']
-)
+TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, locations=['mmeffformer.datasets'])
 
 
 def register_all_modules(init_default_scope: bool = False) -> None:

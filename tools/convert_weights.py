@@ -32,9 +32,7 @@ def main(argv=None) -> int:
     print(f'{args.src} ({info["source_layout"]} layout, EfficientFormer{info["family"].upper()})')
     print(f'  -> {args.dst}; dropped {len(info["dropped"])} tensors (heads, indices)')
     if 'attn_bias' in info:
-        print(
-            f"  needs backbone attn_bias='official', attn_bias_size={info['attn_bias_size']}"
-        )
+        print(f"  needs backbone attn_bias='official', attn_bias_size={info['attn_bias_size']}")
     return 0
 
 

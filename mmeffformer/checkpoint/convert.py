@@ -31,7 +31,9 @@ def official_bias_size(state: StateDict) -> int:
         if key.startswith('stages.3.blocks.') and key.endswith('attn.bias.table')
     }
     if len(sides) != 1:
-        raise ValueError(f'Expected one stage-4 bias grid in an official file, found {sorted(sides)}')
+        raise ValueError(
+            f'Expected one stage-4 bias grid in an official file, found {sorted(sides)}'
+        )
     return sides.pop() * 32
 
 

@@ -41,8 +41,7 @@ class LoadReport:
             f'missing ({len(self.missing)}): {self.missing[:20]}',
             f'unexpected ({len(self.unexpected)}): {self.unexpected[:20]}',
             f'shape mismatch ({len(self.mismatched)}): {dict(list(self.mismatched.items())[:10])}',
-            f'dropped on purpose ({len(self.dropped)}): '
-            f'{sorted(set(self.dropped.values()))}',
+            f'dropped on purpose ({len(self.dropped)}): {sorted(set(self.dropped.values()))}',
         ]
         return '\n'.join(lines)
 
@@ -77,7 +76,9 @@ def load_backbone_state(
         if key not in own:
             report.unexpected.append(key)
         elif own[key].shape != value.shape:
-            report.mismatched[key] = f'{tuple(value.shape)} in file, {tuple(own[key].shape)} in model'
+            report.mismatched[key] = (
+                f'{tuple(value.shape)} in file, {tuple(own[key].shape)} in model'
+            )
         else:
             loadable[key] = value
     report.loaded = sorted(loadable)

@@ -40,8 +40,14 @@ def _structure_rules(layout: str, family: str) -> List[Rule]:
     classifier = lambda m: ('drop', 'classifier head')  # noqa: E731
     if layout == 'authors':
         rules: List[Rule] = [
-            (r'patch_embed\.([0134])\.(.+)', lambda m: ('key', f'stem.{_STEM_AUTHORS[m[1]]}.{m[2]}')),
-            (r'network\.([0246])\.(\d+)\.(.+)', lambda m: ('block', int(m[1]) // 2, int(m[2]), m[3])),
+            (
+                r'patch_embed\.([0134])\.(.+)',
+                lambda m: ('key', f'stem.{_STEM_AUTHORS[m[1]]}.{m[2]}'),
+            ),
+            (
+                r'network\.([0246])\.(\d+)\.(.+)',
+                lambda m: ('block', int(m[1]) // 2, int(m[2]), m[3]),
+            ),
             (r'norm([0246])\.(.+)', lambda m: ('key', f'out_norms.{int(m[1]) // 2}.{m[2]}')),
             (r'(norm|head|dist_head)\.(.+)', classifier),
         ]
@@ -49,7 +55,10 @@ def _structure_rules(layout: str, family: str) -> List[Rule]:
             rules.append(
                 (
                     r'network\.([135])\.(proj|norm)\.(.+)',
-                    lambda m: ('key', f'stages.{(int(m[1]) + 1) // 2}.downsample.{_PAIR[m[2]]}.{m[3]}'),
+                    lambda m: (
+                        'key',
+                        f'stages.{(int(m[1]) + 1) // 2}.downsample.{_PAIR[m[2]]}.{m[3]}',
+                    ),
                 )
             )
         else:
@@ -61,7 +70,10 @@ def _structure_rules(layout: str, family: str) -> List[Rule]:
                         f'stages.{(int(m[1]) + 1) // 2}.downsample.conv.{_PAIR[m[2]]}.{m[3]}',
                     ),
                 ),
-                (r'network\.5\.(conv|bn)\.(.+)', lambda m: ('key', f'stages.3.downsample.conv.{_PAIR[m[1]]}.{m[2]}')),
+                (
+                    r'network\.5\.(conv|bn)\.(.+)',
+                    lambda m: ('key', f'stages.3.downsample.conv.{_PAIR[m[1]]}.{m[2]}'),
+                ),
                 (r'network\.5\.attn\.(.+)', lambda m: ('block', 3, -1, m[1])),
             ]
         return rules
@@ -69,27 +81,44 @@ def _structure_rules(layout: str, family: str) -> List[Rule]:
         return [
             (r'stem\.(conv[12])\.(.+)', lambda m: ('key', f'stem.{m[1]}.conv.{m[2]}')),
             (r'stem\.norm([12])\.(.+)', lambda m: ('key', f'stem.conv{m[1]}.norm.{m[2]}')),
-            (r'stages\.(\d)\.downsample\.(conv|norm)\.(.+)', lambda m: ('key', f'stages.{m[1]}.downsample.{m[2]}.{m[3]}')),
+            (
+                r'stages\.(\d)\.downsample\.(conv|norm)\.(.+)',
+                lambda m: ('key', f'stages.{m[1]}.downsample.{m[2]}.{m[3]}'),
+            ),
             (r'stages\.(\d)\.blocks\.(\d+)\.(.+)', lambda m: ('block', int(m[1]), int(m[2]), m[3])),
             (r'(norm|head|head_dist)\.(.+)', classifier),
         ]
     if layout == 'timm':
         return [
-            (r'stem\.(conv[12])\.(conv|bn)\.(.+)', lambda m: ('key', f'stem.{m[1]}.{_PAIR[m[2]]}.{m[3]}')),
-            (r'stages\.(\d)\.downsample\.conv\.(conv|bn)\.(.+)', lambda m: ('key', f'stages.{m[1]}.downsample.conv.{_PAIR[m[2]]}.{m[3]}')),
+            (
+                r'stem\.(conv[12])\.(conv|bn)\.(.+)',
+                lambda m: ('key', f'stem.{m[1]}.{_PAIR[m[2]]}.{m[3]}'),
+            ),
+            (
+                r'stages\.(\d)\.downsample\.conv\.(conv|bn)\.(.+)',
+                lambda m: ('key', f'stages.{m[1]}.downsample.conv.{_PAIR[m[2]]}.{m[3]}'),
+            ),
             (r'stages\.3\.downsample\.attn\.(.+)', lambda m: ('block', 3, -1, m[1])),
             (r'stages\.(\d)\.blocks\.(\d+)\.(.+)', lambda m: ('block', int(m[1]), int(m[2]), m[3])),
             (r'(norm|head|head_dist)\.(.+)', classifier),
         ]
     if layout == 'mmpretrain' and family == 'v1':
         return [
-            (r'patch_embed\.([01])\.(conv|bn)\.(.+)', lambda m: ('key', f'stem.conv{int(m[1]) + 1}.{_PAIR[m[2]]}.{m[3]}')),
-            (r'network\.([123])\.0\.(conv|bn)\.(.+)', lambda m: ('key', f'stages.{m[1]}.downsample.{_PAIR[m[2]]}.{m[3]}')),
+            (
+                r'patch_embed\.([01])\.(conv|bn)\.(.+)',
+                lambda m: ('key', f'stem.conv{int(m[1]) + 1}.{_PAIR[m[2]]}.{m[3]}'),
+            ),
+            (
+                r'network\.([123])\.0\.(conv|bn)\.(.+)',
+                lambda m: ('key', f'stages.{m[1]}.downsample.{_PAIR[m[2]]}.{m[3]}'),
+            ),
             (r'network\.(\d)\.(\d+)\.(.+)', lambda m: ('block', int(m[1]), int(m[2]), m[3])),
             (r'norm\d\.(.+)', lambda m: ('drop', 'mmpretrain classification norm')),
             (r'head\.(.+)', classifier),
         ]
-    raise ValueError(f'No conversion from the {layout!r} layout for EfficientFormer{family.upper()}')
+    raise ValueError(
+        f'No conversion from the {layout!r} layout for EfficientFormer{family.upper()}'
+    )
 
 
 def _block_rules(family: str, attention: bool, downstream: bool) -> List[Rule]:
@@ -119,15 +148,30 @@ def _block_rules(family: str, attention: bool, downstream: bool) -> List[Rule]:
             (r'mlp\.(fc[12]|mid)\.(weight|bias)', lambda m: ('key', f'mlp.{m[1]}.conv.{m[2]}')),
             (r'mlp\.norm([12])\.(.+)', lambda m: ('key', f'mlp.fc{m[1]}.norm.{m[2]}')),
             (r'mlp\.mid_norm\.(.+)', lambda m: ('key', f'mlp.mid.norm.{m[1]}')),
-            (r'mlp\.(fc[12]|mid)\.(conv|bn)\.(.+)', lambda m: ('key', f'mlp.{m[1]}.{_PAIR[m[2]]}.{m[3]}')),
-            (r'(?:token_mixer\.)?q\.local\.(?:0\.)?(weight|bias)', lambda m: ('key', f'attn.q_local.{m[1]}')),
-            (r'(?:token_mixer\.)?q\.proj\.(0|1|conv|bn)\.(.+)', lambda m: ('key', f'attn.q.{_PAIR[m[1]]}.{m[2]}')),
+            (
+                r'mlp\.(fc[12]|mid)\.(conv|bn)\.(.+)',
+                lambda m: ('key', f'mlp.{m[1]}.{_PAIR[m[2]]}.{m[3]}'),
+            ),
+            (
+                r'(?:token_mixer\.)?q\.local\.(?:0\.)?(weight|bias)',
+                lambda m: ('key', f'attn.q_local.{m[1]}'),
+            ),
+            (
+                r'(?:token_mixer\.)?q\.proj\.(0|1|conv|bn)\.(.+)',
+                lambda m: ('key', f'attn.q.{_PAIR[m[1]]}.{m[2]}'),
+            ),
             (
                 r'(?:token_mixer\.)?(q|k|v|v_local|stride_conv)\.(0|1|conv|bn)\.(.+)',
                 lambda m: ('key', f'attn.{m[1]}.{_PAIR[m[2]]}.{m[3]}'),
             ),
-            (r'(?:token_mixer\.)?proj\.(1|2|conv|bn)\.(.+)', lambda m: ('key', f'attn.proj.{_PROJ[m[1]]}.{m[2]}')),
-            (r'(?:token_mixer\.)?(talking_head[12])\.(.+)', lambda m: ('key', f'attn.{m[1]}.{m[2]}')),
+            (
+                r'(?:token_mixer\.)?proj\.(1|2|conv|bn)\.(.+)',
+                lambda m: ('key', f'attn.proj.{_PROJ[m[1]]}.{m[2]}'),
+            ),
+            (
+                r'(?:token_mixer\.)?(talking_head[12])\.(.+)',
+                lambda m: ('key', f'attn.{m[1]}.{m[2]}'),
+            ),
         ]
     return rules
 
@@ -149,7 +193,9 @@ def check_bias_index(name: str, index: torch.Tensor) -> None:
     stride = math.ceil(key_side / query_side)
     expected, _ = first_appearance_offset_index((query_side,) * 2, (key_side,) * 2, stride)
     if not torch.equal(index.long().cpu(), expected):
-        raise ValueError(f'{name}: stored offset index differs from the offset rule; cannot convert')
+        raise ValueError(
+            f'{name}: stored offset index differs from the offset rule; cannot convert'
+        )
 
 
 def to_ours(state: StateDict, layout: str, family: str) -> Tuple[StateDict, Dict[str, str]]:

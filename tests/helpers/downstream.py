@@ -29,7 +29,11 @@ def with_backbone(base: str, backbone: dict, in_channels: Sequence[int], **extra
     """``base`` with its backbone replaced and the neck's input channels set."""
     cfg = Config.fromstring(f'_base_ = [{base!r}]', '.py')
     cfg.merge_from_dict(
-        dict(model=dict(backbone=dict(_delete_=True, **backbone), neck=dict(in_channels=list(in_channels))))
+        dict(
+            model=dict(
+                backbone=dict(_delete_=True, **backbone), neck=dict(in_channels=list(in_channels))
+            )
+        )
     )
     cfg.merge_from_dict(extra)
     return cfg
@@ -40,12 +44,17 @@ def demo_det_batch(
 ) -> Dict:
     from mmdet.testing import demo_mm_inputs
 
-    packed = demo_mm_inputs(len(shapes), [list(s) for s in shapes], num_items=[2] * len(shapes), with_mask=True)
+    packed = demo_mm_inputs(
+        len(shapes), [list(s) for s in shapes], num_items=[2] * len(shapes), with_mask=True
+    )
     return model.data_preprocessor(packed, training)
 
 
 def demo_seg_batch(
-    model: torch.nn.Module, num_classes: int, shapes=((3, 128, 160), (3, 96, 128)), training: bool = True
+    model: torch.nn.Module,
+    num_classes: int,
+    shapes=((3, 128, 160), (3, 96, 128)),
+    training: bool = True,
 ) -> Dict:
     from mmseg.structures import SegDataSample
 

@@ -118,9 +118,19 @@ def authors_to_timm_v1(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor
     out = {}
     for key, value in state.items():
         key = re.sub(r'^patch_embed\.(\d)', lambda m: f'stem.{stem[m[1]]}', key)
-        key = re.sub(r'^network\.([135])\.proj', lambda m: f'stages.{(int(m[1]) + 1) // 2}.downsample.conv', key)
-        key = re.sub(r'^network\.([135])\.norm', lambda m: f'stages.{(int(m[1]) + 1) // 2}.downsample.norm', key)
-        key = re.sub(r'^network\.([0246])\.(\d+)', lambda m: f'stages.{int(m[1]) // 2}.blocks.{m[2]}', key)
+        key = re.sub(
+            r'^network\.([135])\.proj',
+            lambda m: f'stages.{(int(m[1]) + 1) // 2}.downsample.conv',
+            key,
+        )
+        key = re.sub(
+            r'^network\.([135])\.norm',
+            lambda m: f'stages.{(int(m[1]) + 1) // 2}.downsample.norm',
+            key,
+        )
+        key = re.sub(
+            r'^network\.([0246])\.(\d+)', lambda m: f'stages.{int(m[1]) // 2}.blocks.{m[2]}', key
+        )
         key = re.sub(r'layer_scale_([12])', r'ls\1.gamma', key)
         key = key.replace('dist_head', 'head_dist')
         out[key] = value
@@ -187,7 +197,11 @@ def reference_v1_features(
     outs = []
     for stage, depth in enumerate(depths):
         if stage > 0:
-            x = _bn_apply(_conv_apply(x, s, f'network.{2 * stage - 1}.proj', 2), s, f'network.{2 * stage - 1}.norm')
+            x = _bn_apply(
+                _conv_apply(x, s, f'network.{2 * stage - 1}.proj', 2),
+                s,
+                f'network.{2 * stage - 1}.norm',
+            )
         n_attn = num_attention if stage == 3 else 0
         for ours, j in enumerate(authors_block_indices(stage, depth, n_attn)):
             p = f'network.{2 * stage}.{j}'
@@ -216,7 +230,9 @@ def reference_v1_features(
             t = t + ls2 * y
             x = t.transpose(1, 2).reshape(b, c, hh, ww)
         if out_norm:  # the norm is on the output only, not on the path to the next stage
-            outs.append(F.group_norm(x, 1, s[f'norm{2 * stage}.weight'], s[f'norm{2 * stage}.bias']))
+            outs.append(
+                F.group_norm(x, 1, s[f'norm{2 * stage}.weight'], s[f'norm{2 * stage}.bias'])
+            )
         else:
             outs.append(x)
     return outs
@@ -231,7 +247,9 @@ def official_bias_fn(grid: int, query_stride: int = 1):
         index = torch.tensor(
             [
                 [
-                    seen.setdefault((abs(query_stride * qy - ky), abs(query_stride * qx - kx)), len(seen))
+                    seen.setdefault(
+                        (abs(query_stride * qy - ky), abs(query_stride * qx - kx)), len(seen)
+                    )
                     for ky in range(grid)
                     for kx in range(grid)
                 ]
@@ -240,12 +258,16 @@ def official_bias_fn(grid: int, query_stride: int = 1):
             ]
         )
         dense = table[:, index][None]
-        return F.interpolate(dense, size=(num_queries, num_keys), mode='bicubic', align_corners=False)[0]
+        return F.interpolate(
+            dense, size=(num_queries, num_keys), mode='bicubic', align_corners=False
+        )[0]
 
     return bias
 
 
-def to_downstream_v1(state: Dict[str, torch.Tensor], grid: int, seed: int = 1) -> Dict[str, torch.Tensor]:
+def to_downstream_v1(
+    state: Dict[str, torch.Tensor], grid: int, seed: int = 1
+) -> Dict[str, torch.Tensor]:
     """An authors' mmdet-2.x file: backbone. prefix, _seg tables, output norms, a neck."""
     gen = torch.Generator().manual_seed(seed)
     out: Dict[str, torch.Tensor] = {}
@@ -260,7 +282,11 @@ def to_downstream_v1(state: Dict[str, torch.Tensor], grid: int, seed: int = 1) -
             out[f'backbone.{prefix}attention_bias_idxs_seg'] = bias_index(grid)
         elif not key.endswith('attention_bias_idxs'):
             out[f'backbone.{key}'] = value
-    widths = {int(k.split('.')[1]): v.shape[0] for k, v in state.items() if re.match(r'network\.[135]\.norm\.weight', k)}
+    widths = {
+        int(k.split('.')[1]): v.shape[0]
+        for k, v in state.items()
+        if re.match(r'network\.[135]\.norm\.weight', k)
+    }
     widths[-1] = state['patch_embed.4.weight'].shape[0]
     for index, stage in enumerate((-1, 1, 3, 5)):
         out[f'backbone.norm{2 * index}.weight'] = 1 + _rand(gen, widths[stage])

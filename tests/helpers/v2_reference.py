@@ -16,7 +16,12 @@ import torch.nn.functional as F
 from .v1_reference import _bn, _bn_apply, _conv, _rand, bias_index
 
 ARCHS = {
-    's0': ((32, 48, 96, 176), (2, 2, 6, 4), 2, ([4] * 2, [4] * 2, [4, 3, 3, 3, 4, 4], [4, 3, 3, 4])),
+    's0': (
+        (32, 48, 96, 176),
+        (2, 2, 6, 4),
+        2,
+        ([4] * 2, [4] * 2, [4, 3, 3, 3, 4, 4], [4, 3, 3, 4]),
+    ),
     's1': (
         (32, 48, 120, 224),
         (3, 3, 9, 6),
@@ -157,7 +162,9 @@ def _conv_bn(x, s, conv, bn, stride=1, groups=1):
     return _bn_apply(x, s, bn)
 
 
-def _attention4d(x: torch.Tensor, s: Dict, t: str, strided: bool, bias_fn, key: str) -> torch.Tensor:
+def _attention4d(
+    x: torch.Tensor, s: Dict, t: str, strided: bool, bias_fn, key: str
+) -> torch.Tensor:
     size = x.shape[-2:]
     if strided:
         x = _seq(x, s, f'{t}.stride_conv', 2, groups=x.shape[1])
@@ -224,7 +231,9 @@ def reference_v2_features(
         for j in range(depth):
             p = f'network.{2 * stage}.{j}'
             if stage >= 2 and j >= depth - num_attention:
-                x = x + s[f'{p}.layer_scale_1'] * _attention4d(x, s, f'{p}.token_mixer', stage == 2, attn_fn, table_key)
+                x = x + s[f'{p}.layer_scale_1'] * _attention4d(
+                    x, s, f'{p}.token_mixer', stage == 2, attn_fn, table_key
+                )
             h = F.gelu(_conv_bn(x, s, f'{p}.mlp.fc1', f'{p}.mlp.norm1'))
             h = F.gelu(_conv_bn(h, s, f'{p}.mlp.mid', f'{p}.mlp.mid_norm', groups=h.shape[1]))
             h = _conv_bn(h, s, f'{p}.mlp.fc2', f'{p}.mlp.norm2')
@@ -233,7 +242,9 @@ def reference_v2_features(
     return outs
 
 
-def to_downstream_v2(state: Dict[str, torch.Tensor], grid: int, seed: int = 1) -> Dict[str, torch.Tensor]:
+def to_downstream_v2(
+    state: Dict[str, torch.Tensor], grid: int, seed: int = 1
+) -> Dict[str, torch.Tensor]:
     """An authors' mmseg-0.x file: backbone. prefix, _seg tables for ``grid`` (stride 32)."""
     gen = torch.Generator().manual_seed(seed)
     out: Dict[str, torch.Tensor] = {}
@@ -245,7 +256,9 @@ def to_downstream_v2(state: Dict[str, torch.Tensor], grid: int, seed: int = 1) -
             down = key.startswith('network.5.')
             keys = 2 * grid if down else grid
             out[f'backbone.{key}'] = torch.zeros_like(value)
-            out[f'backbone.{prefix}attention_bias_idxs'] = torch.ones(49, value.shape[1], dtype=torch.long)
+            out[f'backbone.{prefix}attention_bias_idxs'] = torch.ones(
+                49, value.shape[1], dtype=torch.long
+            )
             out[f'backbone.{prefix}attention_biases_seg'] = _rand(gen, 8, keys * keys, scale=1.0)
             out[f'backbone.{prefix}attention_bias_idxs_seg'] = (
                 downsample_bias_index(grid, 2 * grid) if down else bias_index(grid)

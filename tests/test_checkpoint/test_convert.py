@@ -39,7 +39,9 @@ def test_v1_downstream_file_converts_loads_strictly_and_matches_reference():
     info = converted['meta']['mmeffformer']
     assert info['attn_bias'] == 'official' and info['attn_bias_size'] == 128
     state = converted['state_dict']
-    assert state['neck.lateral_convs.0.conv.weight'] is downstream['neck.lateral_convs.0.conv.weight']
+    assert (
+        state['neck.lateral_convs.0.conv.weight'] is downstream['neck.lateral_convs.0.conv.weight']
+    )
     model = EfficientFormer(TINY_V1, attn_bias='official', attn_bias_size=128).eval()
     model.load_state_dict(strip_backbone(state), strict=True)
     x = torch.rand(1, 3, 160, 96)  # stage-4 grid 5 x 3: the dense bias is resized to 15 x 15

@@ -51,7 +51,9 @@ def test_semantic_fpn_loss_and_predict(backbone, widths):
     losses['decode.loss_ce'].backward()
     model.eval()
     with torch.no_grad():
-        results = model(**demo_seg_batch(model, 150, shapes=((3, 128, 160),), training=False), mode='predict')
+        results = model(
+            **demo_seg_batch(model, 150, shapes=((3, 128, 160),), training=False), mode='predict'
+        )
     assert results[0].pred_sem_seg.data.shape == (1, 128, 160)
 
 
@@ -59,7 +61,10 @@ def test_custom_imports_and_scope_prefix_in_a_config():
     """`custom_imports` plus the `mmeffformer.` prefix, as a user's config would say."""
     cfg = with_backbone(
         MASK_RCNN,
-        dict(type='mmeffformer.EfficientFormer', arch=dict(widths=(8, 16, 24, 32), depths=(1, 1, 1, 1), num_attention=1)),
+        dict(
+            type='mmeffformer.EfficientFormer',
+            arch=dict(widths=(8, 16, 24, 32), depths=(1, 1, 1, 1), num_attention=1),
+        ),
         (8, 16, 24, 32),
         custom_imports=dict(imports=['mmeffformer.models'], allow_failed_imports=False),
     )

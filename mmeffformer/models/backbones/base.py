@@ -9,9 +9,9 @@ import torch.nn as nn
 import torch.utils.checkpoint as cp
 from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..layers.conv_norm import ConvNorm
-from torch.nn.modules.batchnorm import _BatchNorm
 
 NUM_STAGES = 4
 
@@ -46,8 +46,10 @@ def drop_path_rates(depths: Sequence[int], drop_path_rate: float) -> List[List[f
 
 def run_block(block: Callable, with_cp: bool, *args) -> torch.Tensor:
     """Call ``block``, through gradient checkpointing when asked and useful."""
-    if with_cp and torch.is_grad_enabled() and any(
-        isinstance(a, torch.Tensor) and a.requires_grad for a in args
+    if (
+        with_cp
+        and torch.is_grad_enabled()
+        and any(isinstance(a, torch.Tensor) and a.requires_grad for a in args)
     ):
         return cp.checkpoint(block, *args, use_reentrant=False)
     return block(*args)
@@ -77,7 +79,9 @@ def check_arch(arch: str | dict, settings: dict, required: Sequence[str]) -> dic
     if not isinstance(arch, dict):
         raise TypeError(f'arch must be a name {sorted(settings)} or a dict, got {type(arch)}')
     if set(arch) != set(required):
-        raise ValueError(f'An arch dict needs exactly the keys {sorted(required)}, got {sorted(arch)}')
+        raise ValueError(
+            f'An arch dict needs exactly the keys {sorted(required)}, got {sorted(arch)}'
+        )
     for key in ('widths', 'depths'):
         values = arch[key]
         if len(values) != 4 or not all(isinstance(v, int) and v > 0 for v in values):
@@ -140,8 +144,7 @@ class EfficientFormerBackboneBase(BaseModule):
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(
-                f'{type(self).__name__} expects images of shape (N, 3, H, W), '
-                f'got {tuple(x.shape)}'
+                f'{type(self).__name__} expects images of shape (N, 3, H, W), got {tuple(x.shape)}'
             )
         x = self.stem(x)
         outs = []

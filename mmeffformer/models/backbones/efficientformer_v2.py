@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -314,7 +314,9 @@ class EfficientFormerV2(EfficientFormerBackboneBase):
         super().__init__(out_indices, frozen_stages, norm_eval, with_cp, init_cfg, pretrained)
         settings = _check_v2_arch(arch, self.arch_settings)
         if drop_path_rate is None:
-            drop_path_rate = self.default_drop_path_rate.get(arch, 0.0) if isinstance(arch, str) else 0.0
+            drop_path_rate = (
+                self.default_drop_path_rate.get(arch, 0.0) if isinstance(arch, str) else 0.0
+            )
         self.arch = settings
         widths, depths = tuple(settings['widths']), tuple(settings['depths'])
         self.widths = widths

@@ -60,7 +60,13 @@ def test_output_norms_are_groupnorm_of_stage_outputs():
 
 @pytest.mark.parametrize(
     'arch, layout',
-    [('l1', 'authors'), ('tiny', 'authors'), ('tiny', 'timm'), ('tiny', 'mmpretrain'), ('l3', 'timm')],
+    [
+        ('l1', 'authors'),
+        ('tiny', 'authors'),
+        ('tiny', 'timm'),
+        ('tiny', 'mmpretrain'),
+        ('l3', 'timm'),
+    ],
 )
 def test_pretrained_layouts_reproduce_reference(tmp_path, arch, layout):
     """Weights in each public layout load fully and give the reference features."""
@@ -151,7 +157,7 @@ def test_with_cp_gives_same_outputs_and_gradients():
     outs = [m.train()(x) for m in (plain, checkpointed)]
     for a, b in zip(*outs):
         torch.testing.assert_close(a, b)
-    for model, out in zip((plain, checkpointed), outs):
+    for out in outs:
         sum(o.square().mean() for o in out).backward()
     for (name, a), (_, b) in zip(plain.named_parameters(), checkpointed.named_parameters()):
         torch.testing.assert_close(a.grad, b.grad, msg=name)

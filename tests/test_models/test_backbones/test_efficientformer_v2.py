@@ -18,7 +18,12 @@ from tests.helpers.v2_reference import (
 )
 from tests.test_models.test_backbones.test_efficientformer import expected_shapes
 
-WIDTHS = {'s0': (32, 48, 96, 176), 's1': (32, 48, 120, 224), 's2': (32, 64, 144, 288), 'l': (40, 80, 192, 384)}
+WIDTHS = {
+    's0': (32, 48, 96, 176),
+    's1': (32, 48, 120, 224),
+    's2': (32, 64, 144, 288),
+    'l': (40, 80, 192, 384),
+}
 
 
 @pytest.mark.parametrize('arch', ['s0', 's1', 's2', 'l'])
@@ -38,12 +43,16 @@ def test_official_mode_runs_where_the_authors_code_cannot(size):
     assert [tuple(o.shape) for o in outs] == expected_shapes((8, 16, 24, 32), *size)
 
 
-@pytest.mark.parametrize('arch, layout', [('tiny', 'authors'), ('tiny', 'timm'), ('s0', 'authors'), ('s1', 'timm')])
+@pytest.mark.parametrize(
+    'arch, layout', [('tiny', 'authors'), ('tiny', 'timm'), ('s0', 'authors'), ('s1', 'timm')]
+)
 def test_pretrained_layouts_reproduce_reference(tmp_path, arch, layout):
     state = authors_v2_state(arch)
     path = tmp_path / 'weights.pth'
     torch.save({'model': state} if layout == 'authors' else authors_to_timm_v2(state), path)
-    model = EfficientFormerV2(arch_dict(arch), init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    model = EfficientFormerV2(
+        arch_dict(arch), init_cfg=dict(type='Pretrained', checkpoint=str(path))
+    )
     report = load_pretrained_backbone(model, str(path), family='v2')
     assert report.missing == [] and report.unexpected == [] and report.mismatched == {}
     model.init_weights()
@@ -59,8 +68,12 @@ def test_v1_weights_into_v2_are_refused(tmp_path):
 
     path = tmp_path / 'v1.pth'
     torch.save({'model': authors_v1_state('tiny')}, path)
-    model = EfficientFormerV2(arch_dict('tiny'), init_cfg=dict(type='Pretrained', checkpoint=str(path)))
-    with pytest.raises(ValueError, match='EfficientFormerV1 weights, but the model is EfficientFormerV2'):
+    model = EfficientFormerV2(
+        arch_dict('tiny'), init_cfg=dict(type='Pretrained', checkpoint=str(path))
+    )
+    with pytest.raises(
+        ValueError, match='EfficientFormerV1 weights, but the model is EfficientFormerV2'
+    ):
         model.init_weights()
 
 

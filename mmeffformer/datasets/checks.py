@@ -1,0 +1,39 @@
+"""Fail early, with the path, when a config's dataset is not where it says."""
+
+from __future__ import annotations
+
+import os.path as osp
+from typing import Iterator
+
+from mmengine.config import Config
+
+
+def _datasets(cfg: Config) -> Iterator[dict]:
+    for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = cfg.get(name)
+        if not loader:
+            continue
+        dataset = loader.get('dataset', {})
+        while 'dataset' in dataset:  # wrappers such as RepeatDataset
+            dataset = dataset['dataset']
+        yield dataset
+
+
+def check_data_roots(cfg: Config) -> None:
+    """Raise ``FileNotFoundError`` naming the first missing data root or annotation file."""
+    for dataset in _datasets(cfg):
+        root = dataset.get('data_root') or ''
+        if root and not osp.isdir(root):
+            raise FileNotFoundError(
+                f'Dataset root {root!r} ({dataset.get("type")}) does not exist; put the data '
+                f'there or set it with --cfg-options'
+            )
+        for kind, prefix in (dataset.get('data_prefix') or {}).items():
+            path = prefix if osp.isabs(prefix) else osp.join(root, prefix)
+            if prefix and not osp.isdir(path):
+                raise FileNotFoundError(f'Dataset folder {path!r} ({kind}) does not exist')
+        ann = dataset.get('ann_file')
+        if ann:
+            path = ann if osp.isabs(ann) else osp.join(root, ann)
+            if not osp.isfile(path):
+                raise FileNotFoundError(f'Annotation file {path!r} does not exist')
