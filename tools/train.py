@@ -65,10 +65,11 @@ def build_config(args: argparse.Namespace) -> Config:
 
 
 def main(argv=None) -> None:
-    from mmeffformer.datasets.checks import check_data_roots
+    from mmeffformer.datasets.checks import check_data_roots, check_pretrained_files
 
     cfg = build_config(parse_args(argv))
     check_data_roots(cfg)
+    check_pretrained_files(cfg)
     Runner.from_cfg(cfg).train()
 
 

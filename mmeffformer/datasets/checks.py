@@ -37,3 +37,14 @@ def check_data_roots(cfg: Config) -> None:
             path = ann if osp.isabs(ann) else osp.join(root, ann)
             if not osp.isfile(path):
                 raise FileNotFoundError(f'Annotation file {path!r} does not exist')
+
+
+def check_pretrained_files(cfg: Config) -> None:
+    """Raise ``FileNotFoundError`` when the backbone's pretrained file is missing."""
+    init_cfg = cfg.get('model', {}).get('backbone', {}).get('init_cfg') or {}
+    path = init_cfg.get('checkpoint') if init_cfg.get('type') == 'Pretrained' else None
+    if path and '://' not in path and not osp.isfile(path):
+        raise FileNotFoundError(
+            f"Pretrained backbone weights {path!r} not found: put the authors' ImageNet file "
+            f'there, or train from scratch with --cfg-options model.backbone.init_cfg=None'
+        )

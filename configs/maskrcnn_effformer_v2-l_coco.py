@@ -1,0 +1,14 @@
+_base_ = ['./_base_/maskrcnn_effformer_coco.py']
+
+checkpoint_file = 'weights/eformer_l_450.pth'  # the authors' ImageNet weights
+
+model = dict(
+    backbone=dict(
+        type='mmeffformer.EfficientFormerV2',
+        arch='l',
+        norm_eval=True,  # the V2 recipe freezes BN statistics
+        init_cfg=dict(type='Pretrained', checkpoint=checkpoint_file),
+    ),
+    neck=dict(in_channels=[40, 80, 192, 384]),
+)
+optim_wrapper = dict(optimizer=dict(weight_decay=0.05))

@@ -1,0 +1,11 @@
+_base_ = ['./_base_/semfpn_effformer_ade20k.py']
+
+checkpoint_file = 'weights/efficientformer_l1_300d.pth'  # the authors' ImageNet weights
+
+model = dict(
+    backbone=dict(
+        arch='l1',
+        init_cfg=dict(type='Pretrained', checkpoint=checkpoint_file),
+    ),
+    neck=dict(in_channels=[48, 96, 224, 448]),
+)

@@ -1,0 +1,11 @@
+_base_ = ['./_base_/semfpn_effformer_ade20k.py']
+
+checkpoint_file = 'weights/efficientformer_l7_300d.pth'  # the authors' ImageNet weights
+
+model = dict(
+    backbone=dict(
+        arch='l7',
+        init_cfg=dict(type='Pretrained', checkpoint=checkpoint_file),
+    ),
+    neck=dict(in_channels=[96, 192, 384, 768]),
+)

@@ -1,0 +1,14 @@
+_base_ = ['./_base_/semfpn_effformer_ade20k.py']
+
+checkpoint_file = 'weights/eformer_s1_450.pth'  # the authors' ImageNet weights
+
+model = dict(
+    backbone=dict(
+        type='mmeffformer.EfficientFormerV2',
+        arch='s1',
+        norm_eval=True,  # the V2 recipe freezes BN statistics
+        init_cfg=dict(type='Pretrained', checkpoint=checkpoint_file),
+    ),
+    neck=dict(in_channels=[32, 48, 120, 224]),
+)
+param_scheduler = [dict(type='PolyLR', power=0.9, eta_min=1e-6, begin=0, end=40000, by_epoch=False)]
