@@ -66,10 +66,12 @@ def build_config(args: argparse.Namespace) -> Config:
 
 def main(argv=None) -> None:
     from mmeffformer.datasets.checks import check_data_roots, check_pretrained_files
+    from mmeffformer.distributed import setup_cpu_distributed
 
     cfg = build_config(parse_args(argv))
     check_data_roots(cfg)
     check_pretrained_files(cfg)
+    setup_cpu_distributed(cfg)
     Runner.from_cfg(cfg).train()
 
 

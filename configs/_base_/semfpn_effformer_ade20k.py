@@ -20,3 +20,13 @@ param_scheduler = [dict(type='PolyLR', power=0.9, eta_min=0.0, begin=0, end=4000
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=40000, val_interval=4000)
 default_hooks = dict(checkpoint=dict(by_epoch=False, interval=4000))
 train_dataloader = dict(batch_size=4)
+
+# Test: fit (2048, 512) keeping the ratio, then stretch each side to a multiple of 32.
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='mmeffformer.AlignResize', scale=(2048, 512), size_divisor=32),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='PackSegInputs'),
+]
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader

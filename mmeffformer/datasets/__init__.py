@@ -1,1 +1,5 @@
-"""Data transforms and the synthetic dataset generator."""
+"""Data transforms, input checks and the synthetic dataset generator."""
+
+from .transforms import AlignResize
+
+__all__ = ['AlignResize']

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os.path as osp
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from mmengine.config import Config
 
+ALL_LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
-def _datasets(cfg: Config) -> Iterator[dict]:
-    for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+
+def _datasets(cfg: Config, loaders: Sequence[str]) -> Iterator[dict]:
+    for name in loaders:
         loader = cfg.get(name)
         if not loader:
             continue
@@ -19,9 +21,9 @@ def _datasets(cfg: Config) -> Iterator[dict]:
         yield dataset
 
 
-def check_data_roots(cfg: Config) -> None:
+def check_data_roots(cfg: Config, loaders: Sequence[str] = ALL_LOADERS) -> None:
     """Raise ``FileNotFoundError`` naming the first missing data root or annotation file."""
-    for dataset in _datasets(cfg):
+    for dataset in _datasets(cfg, loaders):
         root = dataset.get('data_root') or ''
         if root and not osp.isdir(root):
             raise FileNotFoundError(

@@ -81,3 +81,98 @@ def make_scene(seed: int, size: Tuple[int, int] = (128, 128), max_objects: int =
         (label, owner == index) for index, label in enumerate(labels) if (owner == index).sum() > 8
     ]
     return Scene(image.clip(0, 255).astype(np.uint8), semantic, instances)
+
+
+def _polygons(mask: np.ndarray) -> List[List[float]]:
+    contours, _ = cv2.findContours(
+        mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+    )
+    return [c.reshape(-1).astype(float).tolist() for c in contours if len(c) >= 3]
+
+
+def _coco_annotations(scene: Scene, image_id: int, next_id: int) -> List[dict]:
+    annotations = []
+    for label, mask in scene.instances:
+        polygons = _polygons(mask)
+        if not polygons:
+            continue
+        ys, xs = np.nonzero(mask)
+        x0, y0 = int(xs.min()), int(ys.min())
+        annotations.append(
+            dict(
+                id=next_id + len(annotations),
+                image_id=image_id,
+                category_id=label,
+                segmentation=polygons,
+                area=float(mask.sum()),
+                bbox=[x0, y0, int(xs.max()) - x0 + 1, int(ys.max()) - y0 + 1],
+                iscrowd=0,
+            )
+        )
+    return annotations
+
+
+def _ade_label(scene: Scene) -> np.ndarray:
+    """ADE20K convention: 0 = ignore (a 1-px band on object borders), 1 = background,
+    k + 1 = CLASSES[k - 1]; ``reduce_zero_label`` maps it to 0-based with 255 ignored."""
+    label = scene.semantic.astype(np.uint8) + 1
+    kernel = np.ones((3, 3), np.uint8)
+    for _, mask in scene.instances:
+        m = mask.astype(np.uint8)
+        label[(cv2.dilate(m, kernel) - cv2.erode(m, kernel)) > 0] = 0
+    return label
+
+
+def write_dataset(
+    root: str,
+    num_train: int = 240,
+    num_val: int = 60,
+    size: Tuple[int, int] = (256, 256),
+    seed: int = 0,
+) -> dict:
+    """Write the same scenes as a COCO instance set and an ADE20K-layout semantic set.
+
+    Layout under ``root``: ``coco/{train2017,val2017}/*.jpg`` with
+    ``coco/annotations/instances_{train,val}2017.json``, and
+    ``ade/images/{training,validation}/*.jpg`` with
+    ``ade/annotations/{training,validation}/*.png``. Returns the counts.
+    """
+    import json
+    import os
+
+    counts = {}
+    categories = [
+        dict(id=i + 1, name=name, supercategory='shape') for i, (name, _) in enumerate(CLASSES)
+    ]
+    splits = (
+        ('train2017', 'training', num_train, seed * 100_003),
+        ('val2017', 'validation', num_val, seed * 100_003 + 50_000),
+    )
+    for coco_split, ade_split, count, first_seed in splits:
+        for folder in (
+            f'coco/{coco_split}',
+            'coco/annotations',
+            f'ade/images/{ade_split}',
+            f'ade/annotations/{ade_split}',
+        ):
+            os.makedirs(os.path.join(root, folder), exist_ok=True)
+        images, annotations = [], []
+        for index in range(count):
+            scene = make_scene(first_seed + index, size)
+            name = f'{index:06d}'
+            cv2.imwrite(os.path.join(root, 'coco', coco_split, f'{name}.jpg'), scene.image)
+            cv2.imwrite(os.path.join(root, 'ade', 'images', ade_split, f'{name}.jpg'), scene.image)
+            cv2.imwrite(
+                os.path.join(root, 'ade', 'annotations', ade_split, f'{name}.png'),
+                _ade_label(scene),
+            )
+            image_id = index + 1
+            images.append(dict(id=image_id, file_name=f'{name}.jpg', height=size[0], width=size[1]))
+            annotations += _coco_annotations(scene, image_id, len(annotations) + 1)
+        coco = dict(images=images, annotations=annotations, categories=categories)
+        with open(
+            os.path.join(root, 'coco', 'annotations', f'instances_{coco_split}.json'), 'w'
+        ) as f:
+            json.dump(coco, f)
+        counts[coco_split] = dict(images=len(images), instances=len(annotations))
+    return counts

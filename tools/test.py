@@ -1,0 +1,88 @@
+"""Evaluate a checkpoint: COCO box / mask AP (mmdet) or mIoU (mmseg).
+
+Usage: python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl]
+                            [--show-dir DIR] [--cfg-options k=v ...] [--launcher ...]
+
+The evaluator is the config's (mmdet's CocoMetric, mmseg's IoUMetric); progress
+is logged every few iterations. A checkpoint converted from the authors' files
+with tools/convert_weights.py loads here like any other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import os.path as osp
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+import mmeffformer  # noqa: E402,F401
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Evaluate a detector or segmentor')
+    parser.add_argument('config', help='config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='where logs and metrics go')
+    parser.add_argument('--out', help='dump the raw predictions to this .pkl file')
+    parser.add_argument('--show-dir', help='draw predictions into this folder')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override settings')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def build_config(args: argparse.Namespace) -> Config:
+    for path, what in ((args.config, 'Config'), (args.checkpoint, 'Checkpoint')):
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'{what} file not found: {path}')
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    # the backbone's own pretrained file is not needed: the checkpoint has everything
+    cfg.model.backbone.init_cfg = None
+    detection = cfg.get('default_scope') == 'mmdet'
+    if args.out:
+        if not args.out.endswith(('.pkl', '.pickle')):
+            raise ValueError(f'--out must be a .pkl file, got {args.out}')
+        dump = dict(type='DumpDetResults' if detection else 'DumpResults', out_file_path=args.out)
+        evaluator = cfg.test_evaluator
+        cfg.test_evaluator = (list(evaluator) if isinstance(evaluator, list) else [evaluator]) + [
+            dump
+        ]
+    if args.show_dir:
+        hook = cfg.default_hooks.visualization
+        hook.draw = True
+        if detection:
+            hook.test_out_dir = osp.abspath(args.show_dir)
+        else:
+            cfg.visualizer.save_dir = osp.abspath(args.show_dir)
+            hook.interval = 1
+    return cfg
+
+
+def main(argv=None) -> dict:
+    from mmeffformer.datasets.checks import check_data_roots
+    from mmeffformer.distributed import setup_cpu_distributed
+
+    cfg = build_config(parse_args(argv))
+    check_data_roots(cfg, loaders=('test_dataloader',))
+    setup_cpu_distributed(cfg)
+    return Runner.from_cfg(cfg).test()
+
+
+if __name__ == '__main__':
+    main()
