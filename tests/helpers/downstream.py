@@ -40,12 +40,19 @@ def with_backbone(base: str, backbone: dict, in_channels: Sequence[int], **extra
 
 
 def demo_det_batch(
-    model: torch.nn.Module, shapes=((3, 128, 160), (3, 96, 128)), training: bool = True
+    model: torch.nn.Module,
+    shapes=((3, 128, 160), (3, 96, 128)),
+    training: bool = True,
+    num_classes: int = 80,
 ) -> Dict:
     from mmdet.testing import demo_mm_inputs
 
     packed = demo_mm_inputs(
-        len(shapes), [list(s) for s in shapes], num_items=[2] * len(shapes), with_mask=True
+        len(shapes),
+        [list(s) for s in shapes],
+        num_items=[2] * len(shapes),
+        num_classes=num_classes,
+        with_mask=True,
     )
     return model.data_preprocessor(packed, training)
 

@@ -14,6 +14,9 @@ from tests.helpers.downstream import build_from_config, demo_det_batch, demo_seg
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((ROOT / 'configs').glob('*.py'))
+EXAMPLES = sorted((ROOT / 'configs' / 'swap_in').glob('*.py')) + sorted(
+    (ROOT / 'configs' / 'demo').glob('*.py')
+)
 
 
 def test_every_variant_has_both_recipes():
@@ -23,19 +26,27 @@ def test_every_variant_has_both_recipes():
         assert f'semfpn_effformer_{variant}_ade20k.py' in names
 
 
-@pytest.mark.parametrize('path', CONFIGS, ids=lambda p: p.stem)
+def test_recipes_use_the_official_bias_and_pretrained_weights():
+    for path in CONFIGS:
+        backbone = Config.fromfile(str(path)).model.backbone
+        assert backbone.attn_bias == 'official', path.name
+        assert backbone.attn_bias_size == (800 if 'coco' in path.name else 512), path.name
+        assert backbone.init_cfg.type == 'Pretrained', path.name
+
+
+@pytest.mark.parametrize('path', CONFIGS + EXAMPLES, ids=lambda p: p.stem)
 def test_config_builds_and_runs_loss_and_predict(path):
     cfg = Config.fromfile(str(path))
-    backbone = cfg.model.backbone
-    assert backbone.attn_bias == 'official' and backbone.init_cfg.type == 'Pretrained'
-    backbone.init_cfg = None  # no pretrained file here; random weights
-    detection = path.name.startswith('maskrcnn')
-    model = build_from_config(cfg, 'mmdet' if detection else 'mmseg')
+    cfg.model.backbone.init_cfg = None  # no pretrained file here; random weights
+    detection = cfg.default_scope == 'mmdet'
+    model = build_from_config(cfg, cfg.default_scope)
     model.train()
     if detection:
-        data = demo_det_batch(model, shapes=((3, 96, 128),))
+        num_classes = 3 if 'synthetic' in path.name else 80
+        data = demo_det_batch(model, shapes=((3, 96, 128),), num_classes=num_classes)
     else:
-        data = demo_seg_batch(model, 150, shapes=((3, 96, 128),))
+        num_classes = 4 if 'synthetic' in path.name else 150
+        data = demo_seg_batch(model, num_classes, shapes=((3, 96, 128),) * 2)  # PPM BN needs 2
     total, _ = model.parse_losses(model(**data, mode='loss'))
     assert torch.isfinite(total)
     model.eval()
@@ -46,7 +57,7 @@ def test_config_builds_and_runs_loss_and_predict(path):
             )
         else:
             out = model(
-                **demo_seg_batch(model, 150, shapes=((3, 96, 128),), training=False), mode='predict'
+                **demo_seg_batch(model, num_classes, shapes=((3, 96, 128),), training=False), mode='predict'
             )
     assert len(out) == 1
 

@@ -1,0 +1,18 @@
+# Swap-in example: EfficientFormerV2-S2 in mmdet's Cascade Mask R-CNN.
+_base_ = ['mmdet::cascade_rcnn/cascade-mask-rcnn_r50_fpn_1x_coco.py']
+custom_imports = dict(imports=['mmeffformer.models'], allow_failed_imports=False)
+checkpoint_file = 'weights/eformer_s2_450.pth'
+
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='mmeffformer.EfficientFormerV2',
+        arch='s2',
+        norm_eval=True,
+        init_cfg=dict(type='Pretrained', checkpoint=checkpoint_file),
+    ),
+    neck=dict(in_channels=[32, 64, 144, 288]),
+)
+optim_wrapper = dict(
+    _delete_=True, type='OptimWrapper', optimizer=dict(type='AdamW', lr=2e-4, weight_decay=0.05)
+)

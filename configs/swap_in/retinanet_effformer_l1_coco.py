@@ -1,0 +1,18 @@
+# Swap-in example: EfficientFormer-l1 in mmdet's RetinaNet. Three changes: the backbone,
+# the neck's input channels, and (optionally) the optimizer the backbone was tuned with.
+_base_ = ['mmdet::retinanet/retinanet_r50_fpn_1x_coco.py']
+custom_imports = dict(imports=['mmeffformer.models'], allow_failed_imports=False)
+checkpoint_file = 'weights/efficientformer_l1_300d.pth'
+
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='mmeffformer.EfficientFormer',
+        arch='l1',
+        init_cfg=dict(type='Pretrained', checkpoint=checkpoint_file),
+    ),
+    neck=dict(in_channels=[48, 96, 224, 448]),
+)
+optim_wrapper = dict(
+    _delete_=True, type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-4, weight_decay=1e-4)
+)

@@ -1,0 +1,84 @@
+"""Model analysis shared by tools/get_flops.py and tools/benchmark.py."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Callable, Dict, Tuple
+
+import torch
+import torch.nn as nn
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def build_model(config: str, part: str) -> Tuple[nn.Module, str]:
+    """``(model, scope)``: the whole detector / segmentor, or its backbone only."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    cfg = Config.fromfile(config)
+    scope = cfg.get('default_scope', 'mmdet')
+    cfg.model.backbone.init_cfg = None  # random weights: speed and FLOPs do not care
+    if cfg.model.get('pretrained'):
+        cfg.model.pretrained = None
+    init_default_scope(scope)
+    if scope == 'mmseg':
+        from mmseg.registry import MODELS
+    else:
+        from mmdet.registry import MODELS
+    model = MODELS.build(cfg.model if part == 'model' else cfg.model.backbone)
+    return model.eval(), scope
+
+
+def model_call(
+    model: nn.Module, scope: str, part: str, batch: int, height: int, width: int, device: str
+) -> Callable[[], object]:
+    """A no-argument callable running one inference at the given size."""
+    images = torch.rand(batch, 3, height, width, device=device)
+    if part == 'backbone':
+        return lambda: model(images)
+    shape = dict(img_shape=(height, width), ori_shape=(height, width), pad_shape=(height, width))
+    if scope == 'mmseg':
+        from mmseg.structures import SegDataSample
+
+        samples = [SegDataSample(metainfo=shape) for _ in range(batch)]
+    else:
+        from mmdet.structures import DetDataSample
+
+        meta = dict(shape, scale_factor=(1.0, 1.0), batch_input_shape=(height, width))
+        samples = [DetDataSample(metainfo=meta) for _ in range(batch)]
+    return lambda: model(images, samples, mode='predict')
+
+
+def count_flops(call: Callable[[], object]) -> int:
+    """FLOPs of one call, counted on the aten operators (a multiply-add is 2 FLOPs)."""
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        call()
+    return counter.get_total_flops()
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def time_call(call: Callable[[], object], warmup: int, repeats: int) -> Dict[str, float]:
+    """Latency statistics in milliseconds over ``repeats`` timed calls."""
+    with torch.inference_mode():
+        for _ in range(warmup):
+            call()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            call()
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            times.append((time.perf_counter() - start) * 1000)
+    quartiles = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
+    return dict(
+        median=statistics.median(times),
+        q1=quartiles[0],
+        q3=quartiles[2],
+        min=min(times),
+        max=max(times),
+    )
