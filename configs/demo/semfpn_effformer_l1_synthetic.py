@@ -30,15 +30,20 @@ test_pipeline = [
     dict(type='LoadAnnotations', reduce_zero_label=True),
     dict(type='PackSegInputs'),
 ]
+# ADE20KDataset only takes subsets of ADE's 150 class names; the generic dataset reads
+# the same layout with the ADE20K conventions (.jpg / .png, 0 = ignore).
+ade_layout = dict(
+    type='BaseSegDataset',
+    img_suffix='.jpg',
+    seg_map_suffix='.png',
+    reduce_zero_label=True,
+    data_root=data_root,
+    metainfo=metainfo,
+)
 train_dataloader = dict(
-    batch_size=8,
-    num_workers=1,
-    dataset=dict(data_root=data_root, metainfo=metainfo, pipeline=train_pipeline),
+    batch_size=8, num_workers=1, dataset=dict(**ade_layout, pipeline=train_pipeline)
 )
-val_dataloader = dict(
-    num_workers=1,
-    dataset=dict(data_root=data_root, metainfo=metainfo, pipeline=test_pipeline),
-)
+val_dataloader = dict(num_workers=1, dataset=dict(**ade_layout, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
 optim_wrapper = dict(optimizer=dict(lr=1e-3))

@@ -57,7 +57,8 @@ def test_config_builds_and_runs_loss_and_predict(path):
             )
         else:
             out = model(
-                **demo_seg_batch(model, num_classes, shapes=((3, 96, 128),), training=False), mode='predict'
+                **demo_seg_batch(model, num_classes, shapes=((3, 96, 128),), training=False),
+                mode='predict',
             )
     assert len(out) == 1
 
