@@ -6,12 +6,20 @@ data_root = 'data/synthetic/coco/'
 metainfo = dict(
     classes=('disc', 'box', 'triangle'), palette=[(220, 40, 40), (40, 200, 40), (40, 60, 220)]
 )
-image_scale = (256, 256)
-max_iters = 600
+image_scale = (160, 160)
+max_iters = 150
 
 model = dict(
     backbone=dict(init_cfg=None),  # no ImageNet weights can be downloaded here
     roi_head=dict(bbox_head=dict(num_classes=3), mask_head=dict(num_classes=3)),
+    # CPU budget: at most a handful of objects per image, so far fewer proposals and
+    # sampled RoIs than COCO needs (the RoI head was most of a training step).
+    train_cfg=dict(
+        rpn=dict(sampler=dict(num=128)),
+        rpn_proposal=dict(nms_pre=600, max_per_img=300),
+        rcnn=dict(sampler=dict(num=128)),
+    ),
+    test_cfg=dict(rpn=dict(nms_pre=600, max_per_img=300)),
 )
 train_pipeline = [
     dict(type='LoadImageFromFile'),

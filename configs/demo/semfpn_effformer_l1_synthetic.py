@@ -7,8 +7,8 @@ metainfo = dict(
     classes=('background', 'disc', 'box', 'triangle'),
     palette=[(0, 0, 0), (220, 40, 40), (40, 200, 40), (40, 60, 220)],
 )
-crop_size = (256, 256)
-max_iters = 600
+crop_size = (128, 128)
+max_iters = 200
 
 model = dict(
     data_preprocessor=dict(size=crop_size),
