@@ -1,4 +1,10 @@
-"""Compatibility fixes for the pinned OpenMMLab stack on recent PyTorch.
+"""Fixes applied to the pinned OpenMMLab stack when mmeffformer is imported.
+
+1. Trusted checkpoint loading on torch >= 2.6 (below).
+2. Atomic checkpoint saving: mmengine serialises a checkpoint in memory and then
+   opens the target with ``'wb'``, so a run killed while writing truncates the
+   file, possibly a good checkpoint of the same name. We write to a temporary
+   file beside it and ``os.replace`` it into place, which is atomic on POSIX.
 
 mmengine 0.10.7 calls ``torch.load(path, map_location=...)`` without
 ``weights_only``. Since torch 2.6 that argument defaults to ``True`` and the
@@ -15,8 +21,10 @@ explicitly keep their choice.
 
 from __future__ import annotations
 
+import functools
+import os
 import types
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -42,3 +50,31 @@ def allow_trusted_checkpoints() -> None:
 
     if not isinstance(mmengine_checkpoint.torch, _TrustedLoadTorch):
         mmengine_checkpoint.torch = _TrustedLoadTorch()
+
+
+def _atomic(save: Callable) -> Callable:
+    @functools.wraps(save)
+    def atomic_save(checkpoint: dict, filename: str, *args: Any, **kwargs: Any) -> None:
+        if '://' in str(filename):  # remote backends: leave them to mmengine
+            return save(checkpoint, filename, *args, **kwargs)
+        temporary = f'{filename}.partial-{os.getpid()}'
+        try:
+            save(checkpoint, temporary, *args, **kwargs)
+            os.replace(temporary, filename)
+        finally:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+
+    atomic_save.is_atomic = True
+    return atomic_save
+
+
+def make_checkpoint_saving_atomic() -> None:
+    """Route mmengine's ``save_checkpoint`` (also as the runner uses it) through a
+    temporary file (idempotent)."""
+    from mmengine.runner import checkpoint as mmengine_checkpoint
+    from mmengine.runner import runner as mmengine_runner
+
+    if not getattr(mmengine_checkpoint.save_checkpoint, 'is_atomic', False):
+        mmengine_checkpoint.save_checkpoint = _atomic(mmengine_checkpoint.save_checkpoint)
+    mmengine_runner.save_checkpoint = mmengine_checkpoint.save_checkpoint

@@ -75,13 +75,15 @@ def build_config(args: argparse.Namespace) -> Config:
 
 
 def main(argv=None) -> dict:
-    from mmeffformer.datasets.checks import check_data_roots
+    from mmeffformer.datasets.checks import check_checkpoint_matches, check_data_roots
     from mmeffformer.distributed import setup_cpu_distributed
 
     cfg = build_config(parse_args(argv))
     check_data_roots(cfg, loaders=('test_dataloader',))
     setup_cpu_distributed(cfg)
-    return Runner.from_cfg(cfg).test()
+    runner = Runner.from_cfg(cfg)
+    check_checkpoint_matches(runner.model, cfg.load_from)
+    return runner.test()
 
 
 if __name__ == '__main__':

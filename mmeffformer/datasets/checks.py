@@ -1,7 +1,9 @@
-"""Fail early, with the path, when a config's dataset is not where it says."""
+"""Fail early, naming the problem, when a config's data is missing or malformed."""
 
 from __future__ import annotations
 
+import json
+import os
 import os.path as osp
 from typing import Iterator, Sequence
 
@@ -39,6 +41,47 @@ def check_data_roots(cfg: Config, loaders: Sequence[str] = ALL_LOADERS) -> None:
             path = ann if osp.isabs(ann) else osp.join(root, ann)
             if not osp.isfile(path):
                 raise FileNotFoundError(f'Annotation file {path!r} does not exist')
+            if path.endswith('.json'):
+                check_coco_annotations(path)
+        elif str(dataset.get('type', '')).endswith(('SegDataset', 'ADE20KDataset')):
+            check_image_folder(dataset)
+
+
+def check_coco_annotations(path: str) -> None:
+    """A COCO instances file: valid JSON, some images, known category ids."""
+    try:
+        with open(path) as f:
+            coco = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f'Annotation file {path!r} is not valid JSON: {error}') from None
+    missing = [key for key in ('images', 'annotations', 'categories') if key not in coco]
+    if missing:
+        raise ValueError(f'Annotation file {path!r} lacks the COCO keys {missing}')
+    if not coco['images']:
+        raise ValueError(f'Annotation file {path!r} lists no images')
+    known = {category['id'] for category in coco['categories']}
+    image_ids = {image['id'] for image in coco['images']}
+    for annotation in coco['annotations']:
+        if annotation.get('category_id') not in known:
+            raise ValueError(
+                f'Annotation {annotation.get("id")} in {path!r} has category_id '
+                f'{annotation.get("category_id")!r}, not one of the categories {sorted(known)}'
+            )
+        if annotation.get('image_id') not in image_ids:
+            raise ValueError(
+                f'Annotation {annotation.get("id")} in {path!r} refers to image_id '
+                f'{annotation.get("image_id")!r}, which is not in "images"'
+            )
+
+
+def check_image_folder(dataset: dict) -> None:
+    """A segmentation set must have images to read."""
+    root = dataset.get('data_root') or ''
+    prefix = (dataset.get('data_prefix') or {}).get('img_path', '')
+    folder = osp.join(root, prefix)
+    suffix = dataset.get('img_suffix', '.jpg')
+    if osp.isdir(folder) and not any(name.endswith(suffix) for name in os.listdir(folder)):
+        raise ValueError(f'Image folder {folder!r} holds no {suffix} images')
 
 
 def check_pretrained_files(cfg: Config) -> None:
@@ -49,4 +92,25 @@ def check_pretrained_files(cfg: Config) -> None:
         raise FileNotFoundError(
             f"Pretrained backbone weights {path!r} not found: put the authors' ImageNet file "
             f'there, or train from scratch with --cfg-options model.backbone.init_cfg=None'
+        )
+
+
+def check_checkpoint_matches(model, path: str, min_fraction: float = 0.9) -> None:
+    """Refuse to evaluate a checkpoint that does not fit the model.
+
+    mmengine loads ``load_from`` non-strictly and only warns, so a checkpoint of
+    another arch would otherwise be evaluated with mostly random weights.
+    """
+    from mmengine.runner.checkpoint import _load_checkpoint
+
+    state = _load_checkpoint(path, map_location='cpu')
+    state = state.get('state_dict', state)
+    own = model.state_dict()
+    mismatched = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
+    matched = sum(1 for k, v in state.items() if k in own and own[k].shape == v.shape)
+    if mismatched or matched < min_fraction * len(own):
+        raise ValueError(
+            f'Checkpoint {path!r} does not fit the model: {matched} of {len(own)} tensors '
+            f'match, {len(mismatched)} have other shapes (e.g. {mismatched[:3]}); '
+            f'is it for another arch or config?'
         )
