@@ -1,0 +1,86 @@
+"""Params, FLOPs and CPU latency of every variant, as a markdown table (one run).
+
+Usage: python benchmarks/variants_table.py [--shape H W] [--repeats R] > docs/variants.md
+
+Backbone figures at the detection size; whole-model FLOPs for Mask R-CNN and
+Semantic FPN (512 x 512). Latency: backbone, batch 1, eval mode, fp32,
+median of ``--repeats`` after 2 warm-up runs, all threads of this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+import mmeffformer  # noqa: E402,F401
+from mmeffformer.analysis import (  # noqa: E402
+    build_model,
+    count_flops,
+    count_params,
+    model_call,
+    time_call,
+)
+
+VARIANTS = ('l1', 'l3', 'l7', 'v2-s0', 'v2-s1', 'v2-s2', 'v2-l')
+PUBLISHED = {  # Mask R-CNN 1x box / mask AP, Semantic FPN mIoU (facts sheet)
+    'l1': ('37.9', '35.4', '38.9'),
+    'l3': ('41.4', '38.1', '43.5'),
+    'l7': ('42.6', '39.0', '45.1'),
+    'v2-s0': ('-', '-', '-'),
+    'v2-s1': ('-', '-', '-'),
+    'v2-s2': ('43.4', '39.5', '42.4'),
+    'v2-l': ('44.7', '40.4', '45.2'),
+}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--shape', type=int, nargs=2, default=[800, 1216], metavar=('H', 'W'))
+    parser.add_argument('--repeats', type=int, default=5)
+    args = parser.parse_args(argv)
+    height, width = args.shape
+    print(
+        f'Measured on {platform.machine()} with {os.cpu_count()} cores, '
+        f'{torch.get_num_threads()} threads, torch {torch.__version__}; command: '
+        f'`python benchmarks/variants_table.py --shape {height} {width} --repeats {args.repeats}`.'
+    )
+    print()
+    print(
+        f'| variant | published box / mask AP | published mIoU | backbone params (M) '
+        f'| backbone GMACs {height}x{width} | Mask R-CNN GMACs | Semantic FPN GMACs 512x512 '
+        f'| backbone CPU latency {height}x{width} (ms, median [IQR]) |'
+    )
+    print('|---|---|---|---|---|---|---|---|')
+    for variant in VARIANTS:
+        det = str(ROOT / 'configs' / f'maskrcnn_effformer_{variant}_coco.py')
+        seg = str(ROOT / 'configs' / f'semfpn_effformer_{variant}_ade20k.py')
+        backbone, scope = build_model(det, 'backbone')
+        call = model_call(backbone, scope, 'backbone', 1, height, width, 'cpu')
+        backbone_macs = count_flops(call) / 2e9
+        stats = time_call(call, warmup=2, repeats=args.repeats)
+        detector, _ = build_model(det, 'model')
+        det_macs = (
+            count_flops(model_call(detector, 'mmdet', 'model', 1, height, width, 'cpu')) / 2e9
+        )
+        segmentor, _ = build_model(seg, 'model')
+        seg_macs = count_flops(model_call(segmentor, 'mmseg', 'model', 1, 512, 512, 'cpu')) / 2e9
+        box, mask, miou = PUBLISHED[variant]
+        print(
+            f'| {variant} | {box} / {mask} | {miou} | {count_params(backbone) / 1e6:.2f} '
+            f'| {backbone_macs:.1f} | {det_macs:.1f} | {seg_macs:.1f} '
+            f'| {stats["median"]:.0f} [{stats["q1"]:.0f}-{stats["q3"]:.0f}] |',
+            flush=True,
+        )
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
