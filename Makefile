@@ -22,8 +22,7 @@ $(STAMP): $(REQS)
 	$(PIP) install -q "setuptools<70" wheel ninja
 	$(PIP) install -q $(FIND_LINKS) --no-build-isolation -c requirements/runtime.txt \
 		-r requirements/mminstall.txt
-	# torch 2.13 itself declares setuptools>=77.0.3: restore it once mmcv is built.
-	$(PIP) install -q "setuptools>=77.0.3"
+	# runtime.txt then pins the setuptools that torch and mmengine need (see there).
 	$(PIP) install -q -r requirements/runtime.txt -r requirements/tests.txt
 	MMEFFFORMER_SKIP_MIM=1 $(PIP) install -q --no-deps --no-build-isolation -e .
 	$(PY) -c "import torch, mmcv.ops, mmdet, mmseg, mmeffformer; \
