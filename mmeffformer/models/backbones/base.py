@@ -179,6 +179,17 @@ class EfficientFormerBackboneBase(BaseModule):
                     module.eval()
         return self
 
+    def switch_to_deploy(
+        self, sizes: Sequence[Tuple[int, int]] = ()
+    ) -> EfficientFormerBackboneBase:
+        """Fold BatchNorms, drop training-only parts, precompute biases for ``sizes``.
+
+        See :func:`mmeffformer.models.deploy.switch_to_deploy`; not reversible.
+        """
+        from ..deploy import switch_to_deploy
+
+        return switch_to_deploy(self, sizes)
+
     def init_weights(self) -> None:
         """Load ``init_cfg=dict(type='Pretrained', checkpoint=...)`` in any known layout."""
         from mmeffformer.checkpoint.loading import load_pretrained_backbone

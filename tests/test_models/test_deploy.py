@@ -1,0 +1,51 @@
+"""Deploy mode equals eval mode, with no BatchNorm left and no bias work at seen sizes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from mmeffformer.models import EfficientFormer, EfficientFormerV2
+from mmeffformer.models.layers.attention_bias import _CachedBias
+from tests.helpers.v2_reference import arch_dict
+
+TINY_V1 = dict(widths=(8, 16, 24, 32), depths=(1, 1, 2, 3), num_attention=2)
+
+
+def randomise_batchnorm(model: torch.nn.Module, seed: int = 0) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    for bn in (m for m in model.modules() if isinstance(m, _BatchNorm)):
+        n = bn.num_features
+        bn.running_mean.copy_(torch.randn(n, generator=gen) * 0.3)
+        bn.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
+        bn.weight.data.copy_(1 + torch.randn(n, generator=gen) * 0.2)
+        bn.bias.data.copy_(torch.randn(n, generator=gen) * 0.2)
+
+
+@pytest.mark.parametrize(
+    'model',
+    [
+        lambda: EfficientFormer(TINY_V1, drop_path_rate=0.1),
+        lambda: EfficientFormer(TINY_V1, attn_bias='official', attn_bias_size=128),
+        lambda: EfficientFormerV2(arch_dict('tiny'), drop_path_rate=0.1),
+    ],
+)
+def test_deploy_equals_eval_and_serves_cached_biases(model):
+    model = model()
+    randomise_batchnorm(model)
+    model.eval()
+    x = torch.rand(2, 3, 97, 143)
+    with torch.no_grad():
+        expected = model(x)
+    model.switch_to_deploy(sizes=[(97, 143)])
+    assert not any(isinstance(m, _BatchNorm) for m in model.modules())
+    biases = [m for m in model.modules() if isinstance(m, _CachedBias)]
+    computed = []
+    for bias in biases:
+        original = bias.compute
+        bias.compute = lambda *a, _o=original: computed.append(1) or _o(*a)
+    got = model(x)  # gradients enabled: still served from the cache
+    assert computed == []
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * b.abs().max().item())
