@@ -7,8 +7,8 @@ from typing import Dict, Mapping
 
 import torch
 
-from .layouts import StateDict, detect_layout, is_downstream, split_prefix, unwrap_state_dict
-from .rename import to_ours
+from .layouts import StateDict
+from .rename import checkpoint_to_ours
 
 #: Top-level prefixes of detector / segmentor parts that are kept as they are
 #: (mmdet 2.x / mmseg 0.x names of these parts are unchanged in mmdet 3 / mmseg 1).
@@ -46,13 +46,10 @@ def convert_checkpoint(checkpoint: Mapping) -> Dict:
     source layout and, for the authors' downstream files, the ``attn_bias``
     settings the model needs.
     """
-    state = unwrap_state_dict(checkpoint)
-    backbone, others = split_prefix(state)
-    layout, family = detect_layout(backbone)
-    converted, dropped = to_ours(backbone, layout, family)
+    converted, others, layout, family, dropped, downstream = checkpoint_to_ours(checkpoint)
     whole_model = any(key.startswith(DOWNSTREAM_PREFIXES) for key in others)
     info = dict(source_layout=layout, family=family, dropped=sorted(dropped))
-    if is_downstream(backbone):
+    if downstream:
         info.update(attn_bias='official', attn_bias_size=official_bias_size(converted))
     if whole_model:
         out = {f'backbone.{key}': value for key, value in converted.items()}

@@ -10,8 +10,8 @@ import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from .layouts import StateDict, detect_layout, split_prefix, unwrap_state_dict
-from .rename import to_ours
+from .layouts import StateDict
+from .rename import checkpoint_to_ours
 
 #: Fewer loaded tensors than this share of the backbone's means a wrong file.
 MIN_LOADED_FRACTION = 0.9
@@ -57,12 +57,10 @@ def backbone_state_from_checkpoint(
     Returns:
         ``(state, layout, family, dropped)``.
     """
-    state = unwrap_state_dict(checkpoint)
-    backbone, others = split_prefix(state, prefix or 'backbone.')
-    layout, family = detect_layout(backbone)
-    converted, dropped = to_ours(backbone, layout, family)
-    dropped.update({key: 'outside the backbone' for key in others})
-    return converted, layout, family, dropped
+    result = checkpoint_to_ours(checkpoint, prefix or 'backbone.')
+    dropped = dict(result.dropped)
+    dropped.update({key: 'outside the backbone' for key in result.others})
+    return result.backbone, result.layout, result.family, dropped
 
 
 def load_backbone_state(

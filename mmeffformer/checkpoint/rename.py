@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Mapping, NamedTuple, Optional, Tuple
 
 import torch
 
 from mmeffformer.models.layers.attention_bias import first_appearance_offset_index
 
-from .layouts import StateDict, is_downstream
+from .layouts import StateDict, detect_layout, is_downstream, split_prefix, unwrap_state_dict
 
 # Child names the sources use for (conv, norm) pairs, mapped to ours.
 _PAIR = {'0': 'conv', '1': 'norm', 'conv': 'conv', 'bn': 'norm', 'norm': 'norm', 'proj': 'conv'}
@@ -254,3 +254,23 @@ def to_ours(state: StateDict, layout: str, family: str) -> Tuple[StateDict, Dict
                         value = value.reshape(-1)
                     converted[prefix + name] = value
     return converted, dropped
+
+
+class ConvertedCheckpoint(NamedTuple):
+    """A checkpoint file's backbone in our layout, and what was beside it."""
+
+    backbone: StateDict
+    others: StateDict  # tensors outside the backbone prefix (neck, heads, classifier)
+    layout: str
+    family: str
+    dropped: Dict[str, str]  # backbone keys left out on purpose, with the reason
+    downstream: bool  # the authors' COCO / ADE20K file (official bias tables)
+
+
+def checkpoint_to_ours(checkpoint: Mapping, prefix: str = 'backbone.') -> ConvertedCheckpoint:
+    """Unwrap a checkpoint, split off the backbone, recognise its layout, rename it."""
+    state = unwrap_state_dict(checkpoint)
+    backbone, others = split_prefix(state, prefix)
+    layout, family = detect_layout(backbone)
+    converted, dropped = to_ours(backbone, layout, family)
+    return ConvertedCheckpoint(converted, others, layout, family, dropped, is_downstream(backbone))
