@@ -15,6 +15,7 @@ from mmeffformer.registry import MODELS
 from ..layers.attention_bias import build_attention_bias
 from ..layers.conv_norm import ConvNorm
 from ..layers.layer_scale import LayerScale
+from ..layers.resampling import MeanPool3x3
 from .base import EfficientFormerBackboneBase, Stem, check_arch, drop_path_rates, run_block
 
 
@@ -34,8 +35,8 @@ class PoolMixerBlock(nn.Module):
         act_cfg: dict,
     ) -> None:
         super().__init__()
-        # count_include_pad=False: border tokens average only real neighbours.
-        self.pool = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+        # Border tokens average only real neighbours (count_include_pad=False).
+        self.pool = MeanPool3x3()
         hidden = int(dim * mlp_ratio)
         self.mlp = nn.Sequential()
         self.mlp.add_module('fc1', ConvNorm(dim, hidden, 1, norm_cfg=norm_cfg, act_cfg=act_cfg))

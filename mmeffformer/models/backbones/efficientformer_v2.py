@@ -15,6 +15,7 @@ from mmeffformer.registry import MODELS
 from ..layers.attention_bias import build_attention_bias
 from ..layers.conv_norm import ConvNorm
 from ..layers.layer_scale import LayerScale
+from ..layers.resampling import resize_bilinear
 from .base import EfficientFormerBackboneBase, Stem, check_arch, drop_path_rates, run_block
 
 
@@ -84,7 +85,7 @@ class Attention2d(nn.Module):
         attn = self.talking_head2(self.talking_head1(attn).softmax(dim=-1))
         out = (attn @ v).transpose(-2, -1).reshape(batch, -1, height, width) + v_local
         if self.stride_conv is not None:
-            out = F.interpolate(out, size=size, mode='bilinear', align_corners=False)
+            out = resize_bilinear(out, size)
         return self.proj(self.act(out))
 
 
