@@ -7,6 +7,7 @@ import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmeffformer.models import EfficientFormer, EfficientFormerV2
+from mmeffformer.models.layers import LayerScale
 from mmeffformer.models.layers.attention_bias import _CachedBias
 from tests.helpers.v2_reference import arch_dict
 
@@ -21,6 +22,9 @@ def randomise_batchnorm(model: torch.nn.Module, seed: int = 0) -> None:
         bn.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
         bn.weight.data.copy_(1 + torch.randn(n, generator=gen) * 0.2)
         bn.bias.data.copy_(torch.randn(n, generator=gen) * 0.2)
+    for scale in (m for m in model.modules() if isinstance(m, LayerScale)):
+        # trained scales are far from the 1e-5 init; random ones exercise the folding
+        scale.gamma.data.copy_(torch.rand(scale.gamma.shape, generator=gen) * 0.5 + 0.1)
 
 
 @pytest.mark.parametrize(
@@ -47,5 +51,9 @@ def test_deploy_equals_eval_and_serves_cached_biases(model):
         bias.compute = lambda *a, _o=original: computed.append(1) or _o(*a)
     got = model(x)  # gradients enabled: still served from the cache
     assert computed == []
-    for a, b in zip(got, expected):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * b.abs().max().item())
+    assert not any(isinstance(m, LayerScale) for m in model.modules())
+    with torch.no_grad():
+        fused = model(x)  # no autograd: conv + GELU run as one oneDNN call
+    for outputs in (got, fused):
+        for a, b in zip(outputs, expected):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * b.abs().max().item())

@@ -44,9 +44,13 @@ class PoolMixerBlock(nn.Module):
         self.ls1 = LayerScale(dim, layer_scale_init_value)
         self.ls2 = LayerScale(dim, layer_scale_init_value)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.fused_mixer: Optional[nn.Module] = None  # set by deploy mode
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop_path(self.ls1(self.pool(x) - x))
+        if self.fused_mixer is not None:
+            x = self.fused_mixer(x)
+        else:
+            x = x + self.drop_path(self.ls1(self.pool(x) - x))
         return x + self.drop_path(self.ls2(self.mlp(x)))
 
 
