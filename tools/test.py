@@ -1,7 +1,8 @@
 """Evaluate a checkpoint: COCO box / mask AP (mmdet) or mIoU (mmseg).
 
 Usage: python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl]
-                            [--show-dir DIR] [--cfg-options k=v ...] [--launcher ...]
+                            [--show-dir DIR] [--deploy] [--cfg-options k=v ...]
+                            [--launcher ...]
 
 The evaluator is the config's (mmdet's CocoMetric, mmseg's IoUMetric); progress
 is logged every few iterations. A checkpoint converted from the authors' files
@@ -31,6 +32,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_common_arguments(parser)
     parser.add_argument('--out', help='dump the raw predictions to this .pkl file')
     parser.add_argument('--show-dir', help='draw predictions into this folder')
+    parser.add_argument(
+        '--deploy',
+        action='store_true',
+        help='evaluate the deploy-mode model (BN / layer scales folded, fused ops)',
+    )
     return parse(parser, argv)
 
 
@@ -65,11 +71,21 @@ def main(argv=None) -> dict:
     from mmeffformer.datasets.checks import check_checkpoint_matches, check_data_roots
     from mmeffformer.distributed import setup_cpu_distributed
 
-    cfg = build_config(parse_args(argv))
+    args = parse_args(argv)
+    cfg = build_config(args)
     check_data_roots(cfg, loaders=('test_dataloader',))
     setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
     check_checkpoint_matches(runner.model, cfg.load_from)
+    if args.deploy:
+        from torch.nn.modules.batchnorm import _BatchNorm
+
+        from mmeffformer.models.deploy import switch_to_deploy
+
+        runner.load_or_resume()  # rewrite the loaded weights; test() will not load again
+        switch_to_deploy(runner.model)
+        left = sum(isinstance(m, _BatchNorm) for m in runner.model.backbone.modules())
+        runner.logger.info(f'deploy mode: {left} BatchNorm layers left in the backbone')
     return runner.test()
 
 

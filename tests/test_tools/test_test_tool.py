@@ -85,3 +85,32 @@ def test_missing_checkpoint_is_named(tmp_path):
         capture_output=True, text=True,
     )  # fmt: skip
     assert run.returncode != 0 and 'Checkpoint file not found' in run.stderr
+
+
+def test_deploy_flag_gives_the_same_predictions(tmp_path):
+    data = tmp_path / 'data'
+    write_dataset(str(data), num_train=1, num_val=2, size=(128, 128))
+    config = tiny_demo_config(tmp_path, data)
+    detector = build_from_config(Config.fromfile(str(config)), 'mmdet')
+    for bn in (m for m in detector.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        bn.running_var.uniform_(0.5, 1.5)  # folding must use the real statistics
+    checkpoint = tmp_path / 'model.pth'
+    torch.save({'state_dict': detector.state_dict(), 'meta': {}}, checkpoint)
+    scores = {}
+    for mode, extra in (('eval', []), ('deploy', ['--deploy'])):
+        out = tmp_path / f'{mode}.pkl'
+        run = subprocess.run(
+            [sys.executable, str(ROOT / 'tools' / 'test.py'), str(config), str(checkpoint),
+             '--work-dir', str(tmp_path / mode), '--out', str(out), *extra],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr[-3000:]
+        deployed = 'deploy mode: 0 BatchNorm layers left' in run.stdout + run.stderr
+        assert deployed == (mode == 'deploy')
+        with open(out, 'rb') as f:
+            results = pickle.load(f)
+        scores[mode] = [torch.as_tensor(r['pred_instances']['scores']).sort()[0] for r in results]
+    assert [len(s) for s in scores['eval']] == [len(s) for s in scores['deploy']]
+    assert sum(len(s) for s in scores['eval']) > 0
+    for a, b in zip(scores['eval'], scores['deploy']):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
