@@ -9,7 +9,7 @@ WHEELS ?= ../shared/wheels
 FIND_LINKS := $(if $(wildcard $(WHEELS)/mmcv-*.whl),--find-links $(WHEELS),)
 STAMP := $(VENV)/.mmeffformer-installed
 REQS := requirements/torch.txt requirements/mminstall.txt requirements/runtime.txt \
-        requirements/tests.txt setup.py
+        requirements/tests.txt requirements/export.txt setup.py
 
 .PHONY: setup test lint format demo demo-smoke clean-venv
 
@@ -23,7 +23,8 @@ $(STAMP): $(REQS)
 	$(PIP) install -q $(FIND_LINKS) --no-build-isolation -c requirements/runtime.txt \
 		-r requirements/mminstall.txt
 	# runtime.txt then pins the setuptools that torch and mmengine need (see there).
-	$(PIP) install -q -r requirements/runtime.txt -r requirements/tests.txt
+	$(PIP) install -q -r requirements/runtime.txt -r requirements/tests.txt \
+		-r requirements/export.txt
 	MMEFFFORMER_SKIP_MIM=1 $(PIP) install -q --no-deps --no-build-isolation -e .
 	$(PY) -c "import torch, mmcv.ops, mmdet, mmseg, mmeffformer; \
 		assert torch.__version__.startswith('2.13.0'), torch.__version__"

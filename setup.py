@@ -50,6 +50,9 @@ setup(
     install_requires=read_requirements('torch.txt')
     + read_requirements('mminstall.txt')
     + read_requirements('runtime.txt'),
-    extras_require={'tests': read_requirements('tests.txt')},
+    extras_require={
+        'tests': read_requirements('tests.txt') + read_requirements('export.txt'),
+        'export': read_requirements('export.txt'),
+    },
     zip_safe=False,
 )

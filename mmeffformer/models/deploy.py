@@ -73,6 +73,7 @@ class ConvGELU(nn.Module):
             and x.dtype == torch.float32
             and not torch.is_grad_enabled()
             and not torch.is_autocast_enabled('cpu')
+            and not torch.jit.is_tracing()  # export sees the plain ops
             and isinstance(conv.padding, tuple)
         ):
             out = torch.ops.mkldnn._convolution_pointwise(

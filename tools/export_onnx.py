@@ -1,0 +1,87 @@
+"""Export a config's backbone or Semantic FPN segmentor to ONNX and check it.
+
+Usage: python tools/export_onnx.py CONFIG OUT.onnx [--checkpoint CKPT]
+           [--part backbone|model] [--shape H W] [--deploy] [--opset 17]
+           [--dynamic-batch] [--no-verify] [--tolerance 1e-3]
+
+The height and width are fixed in the file (the attention biases are stored
+for that token grid); --dynamic-batch makes the batch axis free. Unless
+--no-verify, the file is run with ONNX Runtime on random images and compared
+with PyTorch; the largest differences are printed and the tool exits with
+status 1 when one exceeds --tolerance (relative to the output's largest value).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import mmeffformer  # noqa: E402,F401
+from mmeffformer.analysis import build_model  # noqa: E402
+from mmeffformer.export import (  # noqa: E402
+    DEFAULT_OPSET,
+    export_onnx,
+    exportable,
+    output_names,
+    verify_onnx,
+)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('config')
+    parser.add_argument('out', help='the .onnx file to write')
+    parser.add_argument('--checkpoint', help='weights to load (random weights without it)')
+    parser.add_argument('--part', choices=['backbone', 'model'], default='backbone')
+    parser.add_argument('--shape', type=int, nargs=2, default=[512, 512], metavar=('H', 'W'))
+    parser.add_argument('--deploy', action='store_true', help='export the deploy-mode model')
+    parser.add_argument('--opset', type=int, default=DEFAULT_OPSET)
+    parser.add_argument('--dynamic-batch', action='store_true')
+    parser.add_argument('--no-verify', action='store_true')
+    parser.add_argument('--tolerance', type=float, default=1e-3)
+    args = parser.parse_args(argv)
+    if min(args.shape) < 1:
+        parser.error(f'--shape must be two positive sizes, got {args.shape}')
+    if not args.out.endswith('.onnx'):
+        parser.error(f'OUT must end with .onnx, got {args.out}')
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    model, scope = build_model(args.config, args.part)
+    if args.checkpoint:
+        from mmengine.runner import load_checkpoint
+
+        target = model if args.part == 'model' else None
+        if target is None:
+            from mmeffformer.checkpoint.loading import load_pretrained_backbone
+
+            load_pretrained_backbone(model, args.checkpoint, family=model.family)
+        else:
+            load_checkpoint(target, args.checkpoint, map_location='cpu', strict=True)
+    size = tuple(args.shape)
+    if args.deploy:
+        from mmeffformer.models.deploy import switch_to_deploy
+
+        switch_to_deploy(model, sizes=[size])
+    module = exportable(model, scope, args.part, size)
+    names = output_names(args.part)
+    export_onnx(module, args.out, size, names, args.opset, args.dynamic_batch)
+    print(f'wrote {args.out} (opset {args.opset}, input 1x3x{size[0]}x{size[1]})')
+    if args.no_verify:
+        return 0
+    batch = 2 if args.dynamic_batch else 1
+    result = verify_onnx(module, args.out, size, names, batch=batch)
+    print(f'ONNX Runtime vs PyTorch (batch {batch}):\n{result}')
+    if result.worst_rel() > args.tolerance:
+        print(f'FAILED: relative difference {result.worst_rel():.3g} > {args.tolerance}')
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
