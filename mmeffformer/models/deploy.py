@@ -7,13 +7,12 @@
   or linear whose rows are scaled by ``gamma``);
 - the V1 pooling mixer ``x + g * (mean3x3(x) - x)`` becomes one depthwise box
   sum with ``g`` in the kernel and one fused multiply-add;
-- conv + GELU pairs run as one oneDNN kernel with GELU as a post-op (CPU,
-  float32, no autograd); elsewhere they fall back to the two ops;
 - DropPath is removed and the attention biases are frozen and precomputed for
   the sizes to serve.
 
 Each rewrite is exact in real arithmetic; float32 results differ from eval by
-rounding (tested within 1e-4 relative).
+rounding (tested within 1e-4 relative). Fusing conv + GELU into one oneDNN call
+(a post-op) was tried and measured no faster here, so it is not done.
 """
 
 from __future__ import annotations
@@ -32,10 +31,6 @@ from .layers.attention_bias import _CachedBias
 from .layers.conv_norm import ConvNorm
 from .layers.layer_scale import LayerScale
 from .layers.resampling import _neighbour_counts
-
-_HAS_FUSED_CONV = torch.backends.mkldnn.is_available() and hasattr(
-    torch.ops.mkldnn, '_convolution_pointwise'
-)
 
 
 def fuse_conv_bn(conv: nn.Conv2d, bn: _BatchNorm) -> nn.Conv2d:
@@ -56,51 +51,6 @@ def fuse_conv_bn(conv: nn.Conv2d, bn: _BatchNorm) -> nn.Conv2d:
         fused.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
         fused.bias.copy_((bias - bn.running_mean) * scale + bn.bias)
     return fused
-
-
-class ConvGELU(nn.Module):
-    """``gelu(conv(x))`` (exact erf GELU) as one oneDNN call where it can run."""
-
-    def __init__(self, conv: nn.Conv2d) -> None:
-        super().__init__()
-        self.conv = conv
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        conv = self.conv
-        if (
-            _HAS_FUSED_CONV
-            and x.device.type == 'cpu'
-            and x.dtype == torch.float32
-            and not torch.is_grad_enabled()
-            and not torch.is_autocast_enabled('cpu')
-            and not torch.jit.is_tracing()  # export sees the plain ops
-            and isinstance(conv.padding, tuple)
-        ):
-            out = torch.ops.mkldnn._convolution_pointwise(
-                x,
-                conv.weight,
-                conv.bias,
-                list(conv.padding),
-                list(conv.stride),
-                list(conv.dilation),
-                conv.groups,
-                'gelu',
-                [],
-                'none',
-            )
-            # oneDNN may answer in channels-last; keep the layout callers expect.
-            return out.contiguous(memory_format=_memory_format_of(x))
-        return F.gelu(conv(x))
-
-
-def _memory_format_of(x: torch.Tensor) -> torch.memory_format:
-    if (
-        x.dim() == 4
-        and not x.is_contiguous()
-        and x.is_contiguous(memory_format=torch.channels_last)
-    ):
-        return torch.channels_last
-    return torch.contiguous_format
 
 
 class FusedPoolMixer(nn.Module):
@@ -172,15 +122,6 @@ def switch_to_deploy(model: nn.Module, sizes: Sequence[Tuple[int, int]] = ()) ->
                 setattr(module, name, nn.Identity())
     for module in list(model.modules()):
         _fold_layer_scales(module)
-    for module in list(model.modules()):
-        for name, child in list(module.named_children()):
-            if (
-                isinstance(child, ConvNorm)
-                and isinstance(child.norm, nn.Identity)
-                and isinstance(child.act, nn.GELU)
-                and child.act.approximate == 'none'
-            ):
-                setattr(module, name, ConvGELU(child.conv))
     biases: Iterable[_CachedBias] = [m for m in model.modules() if isinstance(m, _CachedBias)]
     for bias in biases:
         bias.table.requires_grad_(False)  # a deployed model is not trained: always cache

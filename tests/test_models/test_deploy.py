@@ -53,7 +53,7 @@ def test_deploy_equals_eval_and_serves_cached_biases(model):
     assert computed == []
     assert not any(isinstance(m, LayerScale) for m in model.modules())
     with torch.no_grad():
-        fused = model(x)  # no autograd: conv + GELU run as one oneDNN call
+        fused = model(x)  # also without autograd
     for outputs in (got, fused):
         for a, b in zip(outputs, expected):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * b.abs().max().item())
