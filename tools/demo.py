@@ -27,6 +27,7 @@ from mmengine.config import Config  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import mmeffformer  # noqa: E402,F401
+from mmeffformer.analysis import keep_freed_memory  # noqa: E402
 from mmeffformer.datasets.synthetic import write_dataset  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,7 +133,12 @@ def main(argv=None) -> int:
     parser.add_argument('--det-iters', type=int, default=120)
     parser.add_argument('--seg-iters', type=int, default=150)
     parser.add_argument('--smoke', action='store_true', help='a few iterations, tiny set (CI)')
+    parser.add_argument(
+        '--default-malloc', action='store_true', help="glibc's default allocator behaviour"
+    )
     args = parser.parse_args(argv)
+    if not args.default_malloc:
+        keep_freed_memory()  # ~17% faster training steps here (docs/benchmarks.md)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data = out / 'data' if args.smoke else Path(args.data)
