@@ -6,12 +6,12 @@ from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmcv.cnn.bricks import DropPath
 
 from mmeffformer.registry import MODELS
 
+from ..layers.attention import biased_attention
 from ..layers.attention_bias import build_attention_bias
 from ..layers.conv_norm import ConvNorm
 from ..layers.layer_scale import LayerScale
@@ -82,8 +82,7 @@ class TokenAttention(nn.Module):
         qkv = self.qkv(x).view(batch, tokens, self.num_heads, -1).transpose(1, 2)
         q, k, v = qkv.split([self.key_dim, self.key_dim, self.value_dim], dim=-1)
         bias = self.bias(grid, grid).to(q.dtype)
-        # softmax(q k^T * scale + bias) v, through the fused kernel where available.
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
+        out = biased_attention(q, k, v, bias, self.scale)
         return self.proj(out.transpose(1, 2).reshape(batch, tokens, -1))
 
 

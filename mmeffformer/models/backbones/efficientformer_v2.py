@@ -6,12 +6,12 @@ from typing import Optional, Sequence
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmcv.cnn.bricks import DropPath
 
 from mmeffformer.registry import MODELS
 
+from ..layers.attention import biased_attention
 from ..layers.attention_bias import build_attention_bias
 from ..layers.conv_norm import ConvNorm
 from ..layers.layer_scale import LayerScale
@@ -133,7 +133,7 @@ class DownsampleAttention(nn.Module):
         v_local = self.v_local(v)
         v = v.view(batch, self.num_heads, -1, height * width).transpose(-2, -1)
         bias = self.bias((q_height, q_width), (height, width)).to(q.dtype)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
+        out = biased_attention(q, k, v, bias, self.scale)
         out = out.transpose(-2, -1).reshape(batch, -1, q_height, q_width) + v_local
         return self.proj(self.act(out))
 
