@@ -5,19 +5,22 @@ Usage: python benchmarks/run_benchmarks.py [--out docs/benchmarks.md] [--repeats
 
 One run writes every table of ``docs/benchmarks.md`` and the plot
 ``docs/latency_vs_size.png``. Latency: batch 1, fp32, median of ``--repeats``
-timed calls after 2 warm-up calls. The whole run keeps freed memory in the
-process (see ``mmeffformer.analysis.keep_freed_memory``); one row measures l1
-with glibc's default behaviour in a separate process for comparison.
+timed calls after 2 warm-up calls; eval, deploy and ONNX Runtime calls are
+timed in turns (so a slow phase of the machine affects all three). The whole
+run keeps freed memory in the process (``mmeffformer.analysis.keep_freed_memory``);
+one row measures l1 with glibc's default behaviour in a separate process.
 ``--quick`` runs two variants and fewer sizes (for checking the script).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -68,13 +71,40 @@ def median_ms(call: Callable[[], object], repeats: int) -> float:
     return time_call(call, WARMUP, repeats)['median']
 
 
+def interleaved_medians(calls: Dict[str, Callable[[], object]], repeats: int) -> Dict[str, float]:
+    """Median ms of each call, timed in turns (eval, deploy, ...) so that a slow
+    phase of the machine hits every mode alike and the ratios stay fair."""
+    times: Dict[str, List[float]] = {name: [] for name in calls}
+    with torch.inference_mode():
+        for call in calls.values():
+            for _ in range(WARMUP):
+                call()
+        for _ in range(repeats):
+            for name, call in calls.items():
+                start = time.perf_counter()
+                call()
+                times[name].append((time.perf_counter() - start) * 1000)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def eval_and_deploy_calls(
+    model: torch.nn.Module, scope: str, part: str, size: tuple
+) -> Dict[str, Callable[[], object]]:
+    """One call per mode on the same weights: the model and a deployed copy."""
+    deployed = switch_to_deploy(copy.deepcopy(model), sizes=[size])
+    return {
+        'eval': model_call(model, scope, part, 1, *size, 'cpu'),
+        'deploy': model_call(deployed, scope, part, 1, *size, 'cpu'),
+    }
+
+
 def matmul_gflops(repeats: int) -> float:
     """fp32 GFLOP/s of a 2048 x 2048 matrix product on this machine."""
     a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
     return 2 * 2048**3 / median_ms(lambda: a @ b, max(repeats, 10)) / 1e6
 
 
-def onnxruntime_ms(module: torch.nn.Module, size: tuple, part: str, repeats: int) -> float:
+def onnxruntime_call(module: torch.nn.Module, size: tuple, part: str) -> Callable[[], object]:
     import onnxruntime
 
     with tempfile.TemporaryDirectory() as folder:
@@ -84,7 +114,7 @@ def onnxruntime_ms(module: torch.nn.Module, size: tuple, part: str, repeats: int
         options.intra_op_num_threads = torch.get_num_threads()
         session = onnxruntime.InferenceSession(path, options, providers=['CPUExecutionProvider'])
     image = torch.rand(1, 3, *size).numpy()
-    return median_ms(lambda: session.run(None, {'image': image}), repeats)
+    return lambda: session.run(None, {'image': image})
 
 
 def backbone_rows(variants, repeats: int) -> List[dict]:
@@ -97,14 +127,42 @@ def backbone_rows(variants, repeats: int) -> List[dict]:
                 model, scope = build_model(recipe(name, size), 'backbone')
             call = model_call(model, scope, 'backbone', 1, *size, 'cpu')
             row = dict(model=name, size=label, gflops=count_flops(call) / 1e9)
-            row['eval'] = median_ms(call, repeats)
-            if name not in PEERS:
-                switch_to_deploy(model, sizes=[size])
-                row['deploy'] = median_ms(call, repeats)
-            row['onnxruntime'] = onnxruntime_ms(model, size, 'backbone', repeats)
+            if name in PEERS:
+                calls = {'eval': call}
+                exported = model
+            else:
+                calls = eval_and_deploy_calls(model, scope, 'backbone', size)
+                exported = switch_to_deploy(model, sizes=[size])
+            calls['onnxruntime'] = onnxruntime_call(exported, size, 'backbone')
+            row.update(interleaved_medians(calls, repeats))
             print(json.dumps(row), flush=True)
             rows.append(row)
     return rows
+
+
+def target_rows(repeats: int) -> dict:
+    """The three target ratios, each from calls timed in turns with more repeats."""
+    l1, scope = build_model(recipe('l1', (512, 512)), 'backbone')
+    small = interleaved_medians(eval_and_deploy_calls(l1, scope, 'backbone', (512, 512)), repeats)
+    size = (800, 1216)
+    l1, scope = build_model(recipe('l1', size), 'backbone')
+    flops = count_flops(model_call(l1, scope, 'backbone', 1, *size, 'cpu'))
+    calls = eval_and_deploy_calls(l1, scope, 'backbone', size)
+    calls['resnet50'] = model_call(build_peer(50), 'mmdet', 'backbone', 1, *size, 'cpu')
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    calls['matmul'] = lambda: a @ b
+    large = interleaved_medians(calls, max(repeats // 3, 5))
+    row = dict(
+        l1_512_eval=small['eval'],
+        l1_512_deploy=small['deploy'],
+        repeats_512=repeats,
+        repeats_large=max(repeats // 3, 5),
+        l1_det_gflops=flops / 1e9,
+        matmul_gflops=2 * 2048**3 / large.pop('matmul') / 1e6,
+        **{f'det_{k}': v for k, v in large.items()},
+    )
+    print(json.dumps(row), flush=True)
+    return row
 
 
 def size_rows(variants, sizes, repeats: int) -> List[dict]:
@@ -112,10 +170,8 @@ def size_rows(variants, sizes, repeats: int) -> List[dict]:
     for name in variants:
         for side in sizes:
             model, scope = build_model(recipe(name, (512, 512)), 'backbone')
-            call = model_call(model, scope, 'backbone', 1, side, side, 'cpu')
-            row = dict(model=name, side=side, eval=median_ms(call, repeats))
-            switch_to_deploy(model, sizes=[(side, side)])
-            row['deploy'] = median_ms(call, repeats)
+            calls = eval_and_deploy_calls(model, scope, 'backbone', (side, side))
+            row = dict(model=name, side=side, **interleaved_medians(calls, repeats))
             print(json.dumps(row), flush=True)
             rows.append(row)
     return rows
@@ -126,11 +182,9 @@ def whole_model_rows(variants, repeats: int) -> List[dict]:
     for name in variants:
         for kind, size in (('Mask R-CNN', (800, 1216)), ('Semantic FPN', (512, 512))):
             model, scope = build_model(recipe(name, size), 'model')
-            call = model_call(model, scope, 'model', 1, *size, 'cpu')
             row = dict(model=f'{kind} {name}', size=f'{size[0]}x{size[1]}')
-            row['eval'] = median_ms(call, repeats)
-            switch_to_deploy(model, sizes=[size])
-            row['deploy'] = median_ms(call, repeats)
+            calls = eval_and_deploy_calls(model, scope, 'model', size)
+            row.update(interleaved_medians(calls, repeats))
             print(json.dumps(row), flush=True)
             rows.append(row)
     return rows
@@ -254,7 +308,8 @@ def report(results: dict, command: str) -> str:
         f'One run of `{command}` ({machine["date"]}, {machine["minutes"]:.0f} minutes).',
         f'Machine: {machine["cpu"]}, {machine["cores"]} cores, {machine["threads"]} threads, '
         f'torch {machine["torch"]}, ONNX Runtime {machine["onnxruntime"]}, fp32, batch 1, '
-        f'median of {machine["repeats"]} timed calls after {WARMUP} warm-up calls. '
+        f'median of {machine["repeats"]} timed calls after {WARMUP} warm-up calls; the modes of '
+        'one model are timed in turns (eval, deploy, ONNX Runtime, eval, ...). '
         'The process keeps freed memory (`keep_freed_memory`, see below).',
         'Machine fp32 matrix-multiply rate (2048 x 2048 x 2048, mean of before and after the '
         f'tables): **{rate:.1f} GFLOP/s**.',
@@ -280,7 +335,29 @@ def report(results: dict, command: str) -> str:
             f' | {throughput:.1f} | {100 * throughput / rate:.0f}% |'
         )
     by = {(r['model'], r['size']): r for r in results['backbones']}
-    lines += ['', '## Targets (ratios from this run)', '']
+    t = results['targets']
+    det_rate = t['l1_det_gflops'] / t['det_deploy'] * 1000
+    lines += [
+        '',
+        '## Targets',
+        '',
+        'Measured for the targets with more repeats, the calls of each line timed in turns '
+        f'(512x512: {t["repeats_512"]} rounds of eval, deploy; 800x1216: '
+        f'{t["repeats_large"]} rounds of l1 eval, l1 deploy, ResNet-50, 2048-matmul):',
+        '',
+        f'- l1 deploy vs eval at 512x512: {t["l1_512_eval"]:.1f} / {t["l1_512_deploy"]:.1f} ms'
+        f' = **{t["l1_512_eval"] / t["l1_512_deploy"]:.2f}x** (target >= 1.3x).',
+        f'- ResNet-50 / l1 at 800x1216: {t["det_resnet50"]:.0f} ms / {t["det_eval"]:.0f} ms '
+        f'eval = **{t["det_resnet50"] / t["det_eval"]:.2f}x**, / {t["det_deploy"]:.0f} ms '
+        f'deploy = **{t["det_resnet50"] / t["det_deploy"]:.2f}x** (target >= 2x).',
+        f'- l1 deploy throughput at 800x1216: {t["l1_det_gflops"]:.1f} GFLOP / '
+        f'{t["det_deploy"]:.0f} ms = {det_rate:.1f} GFLOP/s = '
+        f'**{100 * det_rate / t["matmul_gflops"]:.0f}%** of the {t["matmul_gflops"]:.1f} GFLOP/s '
+        'matmul rate timed in the same rounds (target >= 70%).',
+        '',
+        'The same ratios from the tables above (5 rounds, other moments of the run):',
+        '',
+    ]
     l1_512, l1_det = by[('l1', '512x512')], by[('l1', '800x1216')]
     if ('ResNet-50', '800x1216') in by:
         r50 = by[('ResNet-50', '800x1216')]
@@ -376,6 +453,7 @@ def main(argv=None) -> int:
     results['default_allocator'] = in_subprocess('default-allocator', args, keep_memory=False)
     results['train'] = in_subprocess('train', args, keep_memory=True)
     rate = matmul_gflops(args.repeats)
+    results['targets'] = target_rows(4 * args.repeats + 1)
     results['backbones'] = backbone_rows(variants, args.repeats)
     results['profile'] = {m: profile_rows('l1', m == 'deploy') for m in ('eval', 'deploy')}
     results['sizes'] = size_rows(('l1', 'v2-s0'), sides, args.repeats)
