@@ -25,6 +25,7 @@ from mmeffformer.analysis import (  # noqa: E402
     build_model,
     count_flops,
     count_params,
+    keep_freed_memory,
     model_call,
     time_call,
 )
@@ -46,10 +47,12 @@ def main(argv=None) -> int:
     parser.add_argument('--shape', type=int, nargs=2, default=[800, 1216], metavar=('H', 'W'))
     parser.add_argument('--repeats', type=int, default=5)
     args = parser.parse_args(argv)
+    keep_freed_memory()  # as the tools do (docs/benchmarks.md: glibc's default is slower)
     height, width = args.shape
     print(
         f'Measured on {platform.machine()} with {os.cpu_count()} cores, '
-        f'{torch.get_num_threads()} threads, torch {torch.__version__}; command: '
+        f'{torch.get_num_threads()} threads, torch {torch.__version__}, freed memory kept; '
+        'command: '
         f'`python benchmarks/variants_table.py --shape {height} {width} --repeats {args.repeats}`.'
     )
     print()
