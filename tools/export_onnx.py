@@ -53,16 +53,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     model, scope = build_model(args.config, args.part)
-    if args.checkpoint:
+    if args.checkpoint and args.part == 'model':
         from mmengine.runner import load_checkpoint
 
-        target = model if args.part == 'model' else None
-        if target is None:
-            from mmeffformer.checkpoint.loading import load_pretrained_backbone
+        load_checkpoint(model, args.checkpoint, map_location='cpu', strict=True)
+    elif args.checkpoint:  # a backbone file in any layout we read
+        from mmeffformer.checkpoint.loading import load_pretrained_backbone
 
-            load_pretrained_backbone(model, args.checkpoint, family=model.family)
-        else:
-            load_checkpoint(target, args.checkpoint, map_location='cpu', strict=True)
+        load_pretrained_backbone(model, args.checkpoint, family=model.family)
     size = tuple(args.shape)
     if args.deploy:
         from mmeffformer.models.deploy import switch_to_deploy

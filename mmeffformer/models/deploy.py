@@ -30,7 +30,7 @@ from .backbones.efficientformer_v2 import FFNBlock
 from .layers.attention_bias import _CachedBias
 from .layers.conv_norm import ConvNorm
 from .layers.layer_scale import LayerScale
-from .layers.resampling import _neighbour_counts
+from .layers.resampling import neighbour_count_map
 
 
 def fuse_conv_bn(conv: nn.Conv2d, bn: _BatchNorm) -> nn.Conv2d:
@@ -65,9 +65,7 @@ class FusedPoolMixer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
         total = F.conv2d(x, self.kernel.to(x.dtype), padding=1, groups=x.shape[1])
-        rows = _neighbour_counts(height, x.device, total.dtype)
-        cols = _neighbour_counts(width, x.device, total.dtype)
-        inverse = (rows[:, None] * cols[None, :]).reciprocal()
+        inverse = neighbour_count_map(height, width, x.device, total.dtype).reciprocal()
         return torch.addcmul(x * self.keep.to(x.dtype), total, inverse)
 
 
@@ -95,8 +93,8 @@ def _fold_layer_scales(block: nn.Module) -> None:
     elif isinstance(block, AttentionBlock):
         targets = [('ls1', block.attn.proj), ('ls2', block.mlp.fc2)]
     elif isinstance(block, FFNBlock):
-        targets = [('ls1', block.attn.proj if block.attn is not None else None)]
-        targets.append(('ls2', block.mlp.fc2))
+        attn_proj = block.attn.proj if block.attn is not None else None
+        targets = [('ls1', attn_proj), ('ls2', block.mlp.fc2)]
     for name, producer in targets:
         scale = getattr(block, name)
         if isinstance(scale, LayerScale) and producer is not None:

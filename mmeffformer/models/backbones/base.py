@@ -182,7 +182,8 @@ class EfficientFormerBackboneBase(BaseModule):
     def switch_to_deploy(
         self, sizes: Sequence[Tuple[int, int]] = ()
     ) -> EfficientFormerBackboneBase:
-        """Fold BatchNorms, drop training-only parts, precompute biases for ``sizes``.
+        """Fold BatchNorms and layer scales, fuse the pool mixer, drop training-only
+        parts and precompute biases for ``sizes``.
 
         See :func:`mmeffformer.models.deploy.switch_to_deploy`; not reversible.
         """

@@ -27,6 +27,16 @@ def _neighbour_counts(length: int, device: torch.device, dtype: torch.dtype) -> 
     return counts
 
 
+def neighbour_count_map(
+    height: int, width: int, device: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
+    """``(H, W)`` map of how many of its 3x3 neighbours (itself included) each
+    position has inside the map: 9 inside, 6 on edges, 4 in corners."""
+    rows = _neighbour_counts(height, device, dtype)
+    cols = _neighbour_counts(width, device, dtype)
+    return rows[:, None] * cols[None, :]
+
+
 def mean_pool3x3(x: torch.Tensor) -> torch.Tensor:
     """``AvgPool2d(3, stride=1, padding=1, count_include_pad=False)(x)``.
 
@@ -38,9 +48,7 @@ def mean_pool3x3(x: torch.Tensor) -> torch.Tensor:
     channels, height, width = x.shape[1:]
     kernel = x.new_ones(channels, 1, 3, 3)
     total = F.conv2d(x, kernel, padding=1, groups=channels)
-    rows = _neighbour_counts(height, x.device, total.dtype)
-    cols = _neighbour_counts(width, x.device, total.dtype)
-    return total / (rows[:, None] * cols[None, :])
+    return total / neighbour_count_map(height, width, x.device, total.dtype)
 
 
 class MeanPool3x3(nn.Module):
