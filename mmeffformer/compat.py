@@ -1,6 +1,8 @@
 """Fixes applied to the pinned OpenMMLab stack when mmeffformer is imported.
 
-1. Trusted checkpoint loading on torch >= 2.6 (below).
+1. Trusted checkpoint loading on torch >= 2.6 (below); local files go through
+   :func:`mmeffformer.checkpoint.reading.read_checkpoint`, so ``load_from``,
+   ``--resume`` and ``init_cfg`` also read .safetensors and name a broken file.
 2. Atomic checkpoint saving: mmengine serialises a checkpoint in memory and then
    opens the target with ``'wb'``, so a run killed while writing truncates the
    file, possibly a good checkpoint of the same name. We write to a temporary
@@ -39,9 +41,14 @@ class _TrustedLoadTorch(types.ModuleType):
         return getattr(torch, name)
 
     @staticmethod
-    def load(*args: Any, **kwargs: Any) -> Any:
+    def load(file: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(file, (str, os.PathLike)):
+            # a local file: .safetensors too, and errors that name the file
+            from mmeffformer.checkpoint.reading import read_checkpoint
+
+            return read_checkpoint(file, *args, **kwargs)
         kwargs.setdefault('weights_only', False)
-        return torch.load(*args, **kwargs)
+        return torch.load(file, *args, **kwargs)
 
 
 def allow_trusted_checkpoints() -> None:

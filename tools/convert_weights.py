@@ -19,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mmeffformer.checkpoint import save_converted  # noqa: E402
+from mmeffformer.checkpoint.reading import UnreadableCheckpointError  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -28,7 +29,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if not Path(args.src).is_file():
         parser.error(f'no such checkpoint file: {args.src}')
-    info = save_converted(args.src, args.dst)
+    try:
+        info = save_converted(args.src, args.dst)
+    except UnreadableCheckpointError as error:
+        parser.exit(1, f'{parser.prog}: error: {error}\n')
     print(f'{args.src} ({info["source_layout"]} layout, EfficientFormer{info["family"].upper()})')
     print(f'  -> {args.dst}; dropped {len(info["dropped"])} tensors (heads, indices)')
     if 'attn_bias' in info:

@@ -8,15 +8,18 @@ from .loading import (
     load_backbone_state,
     load_pretrained_backbone,
 )
+from .reading import UnreadableCheckpointError, read_checkpoint
 from .rename import to_ours
 
 __all__ = [
     'LoadReport',
+    'UnreadableCheckpointError',
     'backbone_state_from_checkpoint',
     'convert_checkpoint',
     'detect_layout',
     'load_backbone_state',
     'load_pretrained_backbone',
+    'read_checkpoint',
     'save_converted',
     'split_prefix',
     'to_ours',

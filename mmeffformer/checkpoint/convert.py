@@ -7,20 +7,9 @@ from typing import Dict, Mapping
 
 import torch
 
-from .layouts import StateDict
+from .layouts import StateDict, is_whole_downstream_model
+from .reading import read_checkpoint
 from .rename import checkpoint_to_ours
-
-#: Top-level prefixes of detector / segmentor parts that are kept as they are
-#: (mmdet 2.x / mmseg 0.x names of these parts are unchanged in mmdet 3 / mmseg 1).
-DOWNSTREAM_PREFIXES = (
-    'neck.',
-    'rpn_head.',
-    'roi_head.',
-    'bbox_head.',
-    'mask_head.',
-    'decode_head.',
-    'auxiliary_head.',
-)
 
 
 def official_bias_size(state: StateDict) -> int:
@@ -47,7 +36,7 @@ def convert_checkpoint(checkpoint: Mapping) -> Dict:
     settings the model needs.
     """
     converted, others, layout, family, dropped, downstream = checkpoint_to_ours(checkpoint)
-    whole_model = any(key.startswith(DOWNSTREAM_PREFIXES) for key in others)
+    whole_model = is_whole_downstream_model(others)
     info = dict(source_layout=layout, family=family, dropped=sorted(dropped))
     if downstream:
         info.update(attn_bias='official', attn_bias_size=official_bias_size(converted))
@@ -62,7 +51,7 @@ def convert_checkpoint(checkpoint: Mapping) -> Dict:
 
 def save_converted(src: str, dst: str) -> Dict:
     """Read ``src``, convert it and save it to ``dst``; returns the meta info."""
-    checkpoint = torch.load(src, map_location='cpu', weights_only=False)
+    checkpoint = read_checkpoint(src)
     result = convert_checkpoint(checkpoint)
     torch.save(result, dst)
     return result['meta']['mmeffformer']

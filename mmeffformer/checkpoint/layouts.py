@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Dict, Mapping, Tuple
 
 import torch
@@ -10,6 +11,18 @@ StateDict = Dict[str, torch.Tensor]
 
 LAYOUTS = ('ours', 'authors', 'timm', 'mmpretrain')
 FAMILIES = ('v1', 'v2')
+
+#: Top-level prefixes of detector / segmentor parts that are kept as they are
+#: (mmdet 2.x / mmseg 0.x names of these parts are unchanged in mmdet 3 / mmseg 1).
+DOWNSTREAM_PREFIXES = (
+    'neck.',
+    'rpn_head.',
+    'roi_head.',
+    'bbox_head.',
+    'mask_head.',
+    'decode_head.',
+    'auxiliary_head.',
+)
 
 
 def unwrap_state_dict(checkpoint: Mapping) -> StateDict:
@@ -69,3 +82,21 @@ def detect_layout(state: StateDict) -> Tuple[str, str]:
 def is_downstream(state: StateDict) -> bool:
     """True for the authors' COCO / ADE20K backbones (they learn ``attention_biases_seg``)."""
     return any(key.endswith('attention_biases_seg') for key in state)
+
+
+def is_whole_downstream_model(others: StateDict) -> bool:
+    """True when the tensors beside the backbone are a detector's / segmentor's neck or heads."""
+    return any(key.startswith(DOWNSTREAM_PREFIXES) for key in others)
+
+
+def has_mmpretrain_output_norms(backbone: StateDict, others: StateDict) -> bool:
+    """Whether an mmpretrain file's ``norm{i}`` tensors are a multi-output backbone's norms.
+
+    mmpretrain names both alike: a classifier has one final norm, ``norm3``
+    (LayerNorm or GroupNorm, same shapes); a downstream backbone built with
+    ``out_indices=(0, 1, 2, 3)`` has GroupNorm output norms ``norm0``..``norm3``.
+    Norms of stages other than the last, or a neck / heads beside the backbone,
+    mean output norms.
+    """
+    stages = {int(m[1]) for m in map(re.compile(r'norm(\d)\.').match, backbone) if m}
+    return bool(stages - {3}) or (bool(stages) and is_whole_downstream_model(others))

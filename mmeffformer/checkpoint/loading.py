@@ -25,6 +25,8 @@ class LoadReport:
     family: str
     loaded: List[str] = field(default_factory=list)
     missing: List[str] = field(default_factory=list)
+    #: output norms a classification file cannot have (they start fresh)
+    new_output_norms: List[str] = field(default_factory=list)
     unexpected: List[str] = field(default_factory=list)
     mismatched: Dict[str, str] = field(default_factory=dict)
     dropped: Dict[str, str] = field(default_factory=dict)
@@ -43,6 +45,12 @@ class LoadReport:
             f'shape mismatch ({len(self.mismatched)}): {dict(list(self.mismatched.items())[:10])}',
             f'dropped on purpose ({len(self.dropped)}): {sorted(set(self.dropped.values()))}',
         ]
+        if self.new_output_norms:
+            lines.insert(
+                2,
+                f'new output norms, which a classification file does not have '
+                f'({len(self.new_output_norms)}): {self.new_output_norms[:8]}',
+            )
         return '\n'.join(lines)
 
 
@@ -80,7 +88,11 @@ def load_backbone_state(
         else:
             loadable[key] = value
     report.loaded = sorted(loadable)
-    report.missing = sorted(set(own) - set(loadable) - set(report.mismatched))
+    missing = sorted(set(own) - set(loadable) - set(report.mismatched))
+    if not any(key.startswith('out_norms.') for key in state):
+        # a classification file: the downstream output norms are new layers, not a loss
+        report.new_output_norms = [key for key in missing if key.startswith('out_norms.')]
+    report.missing = [key for key in missing if key not in report.new_output_norms]
     if report.fraction < MIN_LOADED_FRACTION:
         raise ValueError(
             f'Only {len(report.loaded)} of {report.total} backbone tensors '

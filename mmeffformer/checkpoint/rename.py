@@ -23,7 +23,14 @@ import torch
 
 from mmeffformer.models.layers.attention_bias import first_appearance_offset_index
 
-from .layouts import StateDict, detect_layout, is_downstream, split_prefix, unwrap_state_dict
+from .layouts import (
+    StateDict,
+    detect_layout,
+    has_mmpretrain_output_norms,
+    is_downstream,
+    split_prefix,
+    unwrap_state_dict,
+)
 
 # Child names the sources use for (conv, norm) pairs, mapped to ours.
 _PAIR = {'0': 'conv', '1': 'norm', 'conv': 'conv', 'bn': 'norm', 'norm': 'norm', 'proj': 'conv'}
@@ -35,8 +42,12 @@ Placement = Tuple  # ('key', name) | ('block', stage, index, rest) | ('drop', re
 Rule = Tuple[str, Callable[[re.Match], Placement]]
 
 
-def _structure_rules(layout: str, family: str) -> List[Rule]:
-    """Step 1 tables: where each top-level key of a layout belongs."""
+def _structure_rules(layout: str, family: str, output_norms: bool = False) -> List[Rule]:
+    """Step 1 tables: where each top-level key of a layout belongs.
+
+    ``output_norms``: an mmpretrain file's ``norm{i}`` are a multi-output
+    backbone's output norms (kept), not a classifier's final norm (dropped).
+    """
     classifier = lambda m: ('drop', 'classifier head')  # noqa: E731
     if layout == 'authors':
         rules: List[Rule] = [
@@ -113,7 +124,12 @@ def _structure_rules(layout: str, family: str) -> List[Rule]:
                 lambda m: ('key', f'stages.{m[1]}.downsample.{_PAIR[m[2]]}.{m[3]}'),
             ),
             (r'network\.(\d)\.(\d+)\.(.+)', lambda m: ('block', int(m[1]), int(m[2]), m[3])),
-            (r'norm\d\.(.+)', lambda m: ('drop', 'mmpretrain classification norm')),
+            (
+                r'norm(\d)\.(.+)',
+                (lambda m: ('key', f'out_norms.{m[1]}.{m[2]}'))
+                if output_norms
+                else (lambda m: ('drop', "classifier's final norm")),
+            ),
             (r'head\.(.+)', classifier),
         ]
     raise ValueError(
@@ -198,8 +214,13 @@ def check_bias_index(name: str, index: torch.Tensor) -> None:
         )
 
 
-def to_ours(state: StateDict, layout: str, family: str) -> Tuple[StateDict, Dict[str, str]]:
+def to_ours(
+    state: StateDict, layout: str, family: str, output_norms: bool = False
+) -> Tuple[StateDict, Dict[str, str]]:
     """Convert backbone tensors to our key layout.
+
+    ``output_norms`` keeps mmpretrain's ``norm{i}`` as output norms (see
+    :func:`~.layouts.has_mmpretrain_output_norms`).
 
     Returns:
         ``(converted, dropped)`` where ``dropped`` maps each source key that was
@@ -209,7 +230,7 @@ def to_ours(state: StateDict, layout: str, family: str) -> Tuple[StateDict, Dict
     if layout == 'ours':
         return dict(state), {}
     downstream = is_downstream(state)
-    structure = _structure_rules(layout, family)
+    structure = _structure_rules(layout, family, output_norms)
     converted: StateDict = {}
     dropped: Dict[str, str] = {}
     blocks: Dict[Tuple[int, int], Dict[str, Tuple[str, torch.Tensor]]] = {}
@@ -272,5 +293,6 @@ def checkpoint_to_ours(checkpoint: Mapping, prefix: str = 'backbone.') -> Conver
     state = unwrap_state_dict(checkpoint)
     backbone, others = split_prefix(state, prefix)
     layout, family = detect_layout(backbone)
-    converted, dropped = to_ours(backbone, layout, family)
+    output_norms = layout == 'mmpretrain' and has_mmpretrain_output_norms(backbone, others)
+    converted, dropped = to_ours(backbone, layout, family, output_norms)
     return ConvertedCheckpoint(converted, others, layout, family, dropped, is_downstream(backbone))
