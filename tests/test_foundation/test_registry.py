@@ -30,9 +30,61 @@ def test_scope_prefix_resolves_without_importing_the_models_first():
     assert out.stdout.strip() == 'mmeffformer.models.backbones.efficientformer_v2'
 
 
-def test_register_all_modules_sets_the_scope_when_asked():
+def run_fresh(code: str, cwd=None) -> str:
+    """stdout of ``code`` run in a new interpreter (nothing imported yet)."""
+    run = subprocess.run(
+        [sys.executable, '-c', code], capture_output=True, text=True, check=True, cwd=cwd
+    )
+    return run.stdout.strip()
 
-    from mmeffformer import register_all_modules
 
-    register_all_modules(init_default_scope=False)
-    assert MODELS.get('EfficientFormer') is not None
+def test_register_all_modules_sets_the_scope_only_when_asked():
+    code = (
+        'from mmengine.registry import DefaultScope\n'
+        'from mmeffformer import register_all_modules\n'
+        'register_all_modules(init_default_scope=False)\n'
+        'print(DefaultScope.get_current_instance())\n'
+        'register_all_modules(init_default_scope=True)\n'
+        'print(DefaultScope.get_current_instance().scope_name)\n'
+        'from mmeffformer.registry import MODELS\n'
+        "print(MODELS.get('EfficientFormer').__name__)\n"
+    )
+    assert run_fresh(code).splitlines() == ['None', 'mmeffformer', 'EfficientFormer']
+
+
+def test_an_existing_default_scope_is_kept():
+    code = (
+        'from mmengine.registry import DefaultScope, init_default_scope\n'
+        "init_default_scope('mmdet')\n"
+        'from mmeffformer import register_all_modules\n'
+        'register_all_modules(init_default_scope=True)\n'
+        'print(DefaultScope.get_current_instance().scope_name)\n'
+    )
+    assert run_fresh(code) == 'mmdet'
+
+
+def test_custom_imports_in_a_config_import_the_backbones(tmp_path):
+    """As the README's config example does it: the config file's ``custom_imports``
+    imports mmeffformer.models, and mmdet's registry then builds the backbone."""
+    for imports in (True, False):
+        config = tmp_path / f'config_{imports}.py'
+        line = "custom_imports = dict(imports=['mmeffformer.models'], allow_failed_imports=False)"
+        config.write_text(
+            (line if imports else '')
+            + "\nbackbone = dict(type='mmeffformer.EfficientFormer', arch='l1', out_indices=(3,))\n"
+        )
+        code = (
+            'import sys\n'
+            'from mmengine.config import Config\n'
+            f'cfg = Config.fromfile({str(config)!r})\n'
+            "print('mmeffformer.models' in sys.modules)\n"
+            'from mmengine.registry import init_default_scope\n'
+            "init_default_scope('mmdet')\n"
+            'from mmdet.registry import MODELS\n'
+            'import torch\n'
+            'model = MODELS.build(cfg.backbone).eval()\n'
+            'print(tuple(model(torch.rand(1, 3, 64, 96))[0].shape))\n'
+        )
+        loaded, shape = run_fresh(code).splitlines()
+        assert loaded == str(imports)  # the config, not anything else, imported the models
+        assert shape == '(1, 448, 2, 3)'

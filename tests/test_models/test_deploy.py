@@ -28,14 +28,16 @@ def randomise_batchnorm(model: torch.nn.Module, seed: int = 0) -> None:
 
 
 @pytest.mark.parametrize(
-    'model',
+    'model, num_biases',
     [
-        lambda: EfficientFormer(TINY_V1, drop_path_rate=0.1),
-        lambda: EfficientFormer(TINY_V1, attn_bias='official', attn_bias_size=128),
-        lambda: EfficientFormerV2(arch_dict('tiny'), drop_path_rate=0.1),
+        # TINY_V1: 2 attention blocks in stage 4
+        (lambda: EfficientFormer(TINY_V1, drop_path_rate=0.1), 2),
+        (lambda: EfficientFormer(TINY_V1, attn_bias='official', attn_bias_size=128), 2),
+        # V2 tiny: one attention block in stages 3 and 4, plus the stage-4 downsampling attention
+        (lambda: EfficientFormerV2(arch_dict('tiny'), drop_path_rate=0.1), 3),
     ],
 )
-def test_deploy_equals_eval_and_serves_cached_biases(model):
+def test_deploy_equals_eval_and_serves_cached_biases(model, num_biases):
     model = model()
     randomise_batchnorm(model)
     model.eval()
@@ -45,6 +47,7 @@ def test_deploy_equals_eval_and_serves_cached_biases(model):
     model.switch_to_deploy(sizes=[(97, 143)])
     assert not any(isinstance(m, _BatchNorm) for m in model.modules())
     biases = [m for m in model.modules() if isinstance(m, _CachedBias)]
+    assert len(biases) == num_biases  # "no bias computed" below must not hold vacuously
     computed = []
     for bias in biases:
         original = bias.compute

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -55,7 +56,7 @@ def train(config: Path, work_dir: Path, *extra: str) -> subprocess.Popen:
 def test_killed_run_resumes_to_the_same_result(tmp_path, data):
     config = write_config(tmp_path, data, 2)
     text = (
-        config.read_text().replace('max_iters=3', 'max_iters=6').replace('interval=3', 'interval=2')
+        config.read_text().replace('max_iters=3', 'max_iters=6').replace('interval=1', 'interval=2')
     )
     config.write_text(text + '\ndefault_hooks.update(logger=dict(interval=1))\n')
     whole, broken = tmp_path / 'whole', tmp_path / 'broken'
@@ -137,29 +138,39 @@ def test_empty_image_list(tmp_path, data):
         check_data_roots(cfg)
 
 
-def test_corrupt_image_is_named(tmp_path, data):
-    from mmcv.transforms import LoadImageFromFile
-
-    broken = tmp_path / 'broken.jpg'
-    broken.write_bytes(b'not an image at all')
-    with pytest.raises(Exception, match='broken.jpg'):
-        LoadImageFromFile()(dict(img_path=str(broken)))
+def test_train_tool_names_a_corrupt_training_image(tmp_path, data):
+    copy = tmp_path / 'data'
+    shutil.copytree(data / 'ade', copy / 'ade')
+    images = sorted((copy / 'ade' / 'images' / 'training').iterdir())
+    images[1].write_bytes(b'not an image at all')
+    config = write_config(tmp_path, copy, 2)
+    run = subprocess.run(
+        [sys.executable, str(ROOT / 'tools' / 'train.py'), str(config),
+         '--work-dir', str(tmp_path / 'work')],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert run.returncode != 0
+    assert images[1].name in run.stderr, run.stderr[-3000:]
 
 
 def test_checkpoint_for_the_wrong_arch_is_refused_by_test_tool(tmp_path, data):
-    from mmeffformer.datasets.checks import check_checkpoint_matches
     from tests.helpers.downstream import build_from_config
+    from tests.test_tools.test_test_tool import tiny_demo_config
 
-    cfg = coco_config(data)
-    cfg.model.backbone.init_cfg = None
-    l1_model = build_from_config(cfg, 'mmdet')
-    cfg.model.backbone.arch = 'l3'
-    cfg.model.neck.in_channels = [64, 128, 320, 512]
-    l3_model = build_from_config(cfg, 'mmdet')
-    path = tmp_path / 'l3.pth'
-    torch.save({'state_dict': l3_model.state_dict()}, path)
-    with pytest.raises(ValueError, match='does not fit the model'):
-        check_checkpoint_matches(l1_model, str(path))
+    config = tiny_demo_config(tmp_path, data)
+    cfg = Config.fromfile(str(config))
+    cfg.model.backbone.arch = dict(widths=(16, 16, 24, 32), depths=(1, 1, 2, 3), num_attention=2)
+    other = build_from_config(cfg, 'mmdet')
+    path = tmp_path / 'other_arch.pth'
+    torch.save({'state_dict': other.state_dict(), 'meta': {}}, path)
+    run = subprocess.run(
+        [sys.executable, str(ROOT / 'tools' / 'test.py'), str(config), str(path),
+         '--work-dir', str(tmp_path / 'work')],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert run.returncode != 0
+    assert f"Checkpoint '{path}' does not fit the model" in run.stderr, run.stderr[-3000:]
+    assert 'backbone.stem.conv1.conv.weight' in run.stderr  # the first tensor of another shape
 
 
 def test_a_failed_save_leaves_the_good_checkpoint(tmp_path, monkeypatch):
