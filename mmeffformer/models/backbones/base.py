@@ -11,7 +11,10 @@ from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ..deploy import switch_to_deploy
+from ..layers.attention_bias import _CachedBias
 from ..layers.conv_norm import ConvNorm
+from ..layers.precision import Float32Norm, check_deploy_dtype
 
 NUM_STAGES = 4
 
@@ -127,6 +130,8 @@ class EfficientFormerBackboneBase(BaseModule):
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         self.with_cp = with_cp
+        #: dtype of a reduced-precision deploy (None: the parameters' own, layout as given)
+        self.compute_dtype: Optional[torch.dtype] = None
 
     def _build_out_norms(self, widths: Sequence[int], norm_out: bool) -> None:
         """GroupNorm(1, C) on each requested output, or identities."""
@@ -146,12 +151,22 @@ class EfficientFormerBackboneBase(BaseModule):
             raise ValueError(
                 f'{type(self).__name__} expects images of shape (N, 3, H, W), got {tuple(x.shape)}'
             )
+        give_back = None
+        if self.compute_dtype is not None:
+            # deployed in a precision / layout of its own: convert once in, once out
+            channels_last = not x.is_contiguous() and x.is_contiguous(
+                memory_format=torch.channels_last
+            )
+            layout = torch.channels_last if channels_last else torch.contiguous_format
+            give_back = dict(dtype=x.dtype, memory_format=layout)
+            x = x.to(dtype=self.compute_dtype, memory_format=torch.channels_last)
         x = self.stem(x)
         outs = []
         for index, stage in enumerate(self.stages):
             x = stage(x)
             if index in self.out_indices:
-                outs.append(self.out_norms[index](x))
+                out = self.out_norms[index](x)
+                outs.append(out if give_back is None else out.to(**give_back))
             if index == self.out_indices[-1]:
                 break
         return tuple(outs)
@@ -180,16 +195,42 @@ class EfficientFormerBackboneBase(BaseModule):
         return self
 
     def switch_to_deploy(
-        self, sizes: Sequence[Tuple[int, int]] = ()
+        self, sizes: Sequence[Tuple[int, int]] = (), dtype: Optional[torch.dtype] = None
     ) -> EfficientFormerBackboneBase:
         """Fold BatchNorms and layer scales, fuse the pool mixer, drop training-only
-        parts and precompute biases for ``sizes``.
+        parts, optionally compute in ``dtype`` (channels-last), and precompute biases
+        for ``sizes``.
 
         See :func:`mmeffformer.models.deploy.switch_to_deploy`; not reversible.
         """
-        from ..deploy import switch_to_deploy
+        return switch_to_deploy(self, sizes, dtype)
 
-        return switch_to_deploy(self, sizes)
+    def check_precision(self, dtype: torch.dtype) -> None:
+        """Raise a ValueError naming ``dtype`` (or the device) when it cannot be served."""
+        check_deploy_dtype(dtype)
+        device = next(self.parameters()).device
+        if dtype == torch.float16 and device.type not in ('cpu', 'cuda'):
+            raise ValueError(f'float16 deploy runs on cpu or cuda, not on {device.type}')
+
+    def set_compute_precision(self, dtype: torch.dtype) -> None:
+        """Compute in ``dtype`` and channels-last; images and features keep the caller's.
+
+        Kept in float32 (measured need, see docs/benchmarks.md): LayerNorm / GroupNorm
+        (statistics; float16 squares overflow) and the attention-bias tables, whose
+        bicubic resize is computed once per size in float32 and served in ``dtype``.
+        """
+        self.check_precision(dtype)
+        self.to(dtype=dtype)
+        self.to(memory_format=torch.channels_last)
+        for module in list(self.modules()):
+            if isinstance(module, _CachedBias):
+                module.float()
+                module.output_dtype = dtype
+                module.clear_cache()
+            for name, child in list(module.named_children()):
+                if isinstance(child, (nn.LayerNorm, nn.GroupNorm)):
+                    setattr(module, name, Float32Norm(child))
+        self.compute_dtype = dtype
 
     def init_weights(self) -> None:
         """Load ``init_cfg=dict(type='Pretrained', checkpoint=...)`` in any known layout."""

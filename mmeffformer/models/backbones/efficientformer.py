@@ -6,6 +6,7 @@ from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmcv.cnn.bricks import DropPath
 
@@ -14,9 +15,31 @@ from mmeffformer.registry import MODELS
 from ..layers.attention import biased_attention
 from ..layers.attention_bias import build_attention_bias
 from ..layers.conv_norm import ConvNorm
-from ..layers.layer_scale import LayerScale
-from ..layers.resampling import MeanPool3x3
+from ..layers.layer_scale import LayerScale, fold_layer_scale
+from ..layers.resampling import MeanPool3x3, neighbour_count_map
 from .base import EfficientFormerBackboneBase, Stem, check_arch, drop_path_rates, run_block
+
+
+class FusedPoolMixer(nn.Module):
+    """Deploy form of ``x + g * (mean3x3(x) - x)``: ``(1 - g) * x + boxsum(g x / 9) * 9 / counts``.
+
+    The kernel holds ``g / 9`` rather than ``g``: a plain 9-term sum of float16
+    activations in the thousands overflows (measured: inf at 800x1216 with
+    activations ~1e4), the mean does not; ``9 / counts`` (1, 1.5, 2.25) is exact.
+    """
+
+    def __init__(self, gamma: torch.Tensor) -> None:
+        super().__init__()
+        gamma = gamma.detach()
+        kernel = (gamma / 9).view(-1, 1, 1, 1).repeat(1, 1, 3, 3)
+        self.register_buffer('kernel', kernel.clone())
+        self.register_buffer('keep', (1 - gamma).view(1, -1, 1, 1).clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[-2:]
+        total = F.conv2d(x, self.kernel.to(x.dtype), padding=1, groups=x.shape[1])
+        counts = neighbour_count_map(height, width, x.device, torch.float32)
+        return torch.addcmul(x * self.keep.to(x.dtype), total, (9 / counts).to(total.dtype))
 
 
 class PoolMixerBlock(nn.Module):
@@ -52,6 +75,15 @@ class PoolMixerBlock(nn.Module):
         else:
             x = x + self.drop_path(self.ls1(self.pool(x) - x))
         return x + self.drop_path(self.ls2(self.mlp(x)))
+
+    def reparameterize(self) -> None:
+        """Deploy rewrite: fused pool mixer, ``ls2`` folded into ``fc2``, no DropPath."""
+        if isinstance(self.ls1, LayerScale):
+            self.fused_mixer = FusedPoolMixer(self.ls1.gamma)
+            self.ls1 = nn.Identity()
+        if fold_layer_scale(self.mlp.fc2, self.ls2):
+            self.ls2 = nn.Identity()
+        self.drop_path = nn.Identity()
 
 
 class TokenAttention(nn.Module):
@@ -114,6 +146,14 @@ class AttentionBlock(nn.Module):
     def forward(self, x: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
         x = x + self.drop_path(self.ls1(self.attn(self.norm1(x), grid)))
         return x + self.drop_path(self.ls2(self.mlp(self.norm2(x))))
+
+    def reparameterize(self) -> None:
+        """Deploy rewrite: layer scales folded into ``attn.proj`` and ``fc2``, no DropPath."""
+        if fold_layer_scale(self.attn.proj, self.ls1):
+            self.ls1 = nn.Identity()
+        if fold_layer_scale(self.mlp.fc2, self.ls2):
+            self.ls2 = nn.Identity()
+        self.drop_path = nn.Identity()
 
 
 class EfficientFormerStage(nn.Module):

@@ -14,7 +14,7 @@ from mmeffformer.registry import MODELS
 from ..layers.attention import biased_attention
 from ..layers.attention_bias import build_attention_bias
 from ..layers.conv_norm import ConvNorm
-from ..layers.layer_scale import LayerScale
+from ..layers.layer_scale import LayerScale, fold_layer_scale
 from ..layers.resampling import resize_bilinear
 from .base import EfficientFormerBackboneBase, Stem, check_arch, drop_path_rates, run_block
 
@@ -81,7 +81,7 @@ class Attention2d(nn.Module):
         v = self.v(x)
         v_local = self.v_local(v)
         v = v.view(batch, self.num_heads, -1, tokens).transpose(-2, -1)
-        attn = q @ k * self.scale + self.bias((height, width), (height, width))
+        attn = q @ k * self.scale + self.bias((height, width), (height, width)).to(q.dtype)
         attn = self.talking_head2(self.talking_head1(attn).softmax(dim=-1))
         out = (attn @ v).transpose(-2, -1).reshape(batch, -1, height, width) + v_local
         if self.stride_conv is not None:
@@ -175,6 +175,14 @@ class FFNBlock(nn.Module):
         if self.attn is not None:
             x = x + self.drop_path(self.ls1(self.attn(x)))
         return x + self.drop_path(self.ls2(self.mlp(x)))
+
+    def reparameterize(self) -> None:
+        """Deploy rewrite: layer scales folded into ``attn.proj`` and ``fc2``, no DropPath."""
+        if self.attn is not None and fold_layer_scale(self.attn.proj, self.ls1):
+            self.ls1 = nn.Identity()
+        if fold_layer_scale(self.mlp.fc2, self.ls2):
+            self.ls2 = nn.Identity()
+        self.drop_path = nn.Identity()
 
 
 class EfficientFormerV2Stage(nn.Module):

@@ -37,7 +37,7 @@ stale bias.
 from __future__ import annotations
 
 import math
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -98,6 +98,8 @@ class _CachedBias(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self._cache: Dict[tuple, Tuple[int, torch.Tensor]] = {}
+        #: dtype the bias is served in (reduced-precision deploy); computed in the table's
+        self.output_dtype: Optional[torch.dtype] = None
 
     def compute(self, query_grid: GridSize, key_grid: GridSize) -> torch.Tensor:
         raise NotImplementedError
@@ -121,8 +123,14 @@ class _CachedBias(nn.Module):
             return hit[1]
         with torch.no_grad():
             bias = self.compute(query_grid, key_grid)
+        if self.output_dtype is not None:
+            bias = bias.to(self.output_dtype)
         self._cache[key] = (version, bias)
         return bias
+
+    def reparameterize(self) -> None:
+        """Deploy rewrite: the table is frozen, so every served bias comes from the cache."""
+        self.table.requires_grad_(False)
 
     def clear_cache(self) -> None:
         self._cache.clear()
