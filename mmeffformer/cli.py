@@ -12,12 +12,23 @@ from mmeffformer.analysis import keep_freed_memory
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--work-dir``, ``--cfg-options``, ``--launcher``, its ``--local-rank`` and
-    ``--default-malloc``."""
+    """``--work-dir``, ``--cfg-options``, ``--launcher``, its ``--local-rank``,
+    ``--amp`` / ``--amp-dtype`` and ``--default-malloc``."""
     parser.add_argument('--work-dir', help='where logs, metrics and checkpoints go')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override settings')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='mixed precision: bf16 autocast on CPU, AmpOptimWrapper on CUDA (see --amp-dtype)',
+    )
+    parser.add_argument(
+        '--amp-dtype',
+        choices=['bfloat16', 'float16'],
+        default=None,
+        help='reduced dtype of --amp (default: float16 on CUDA, bfloat16 on CPU)',
+    )
     parser.add_argument(
         '--default-malloc',
         action='store_true',
@@ -47,3 +58,35 @@ def load_config(args: argparse.Namespace) -> Config:
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
     return cfg
+
+
+def amp_device_and_dtype(args: argparse.Namespace) -> tuple:
+    """``(device, dtype name)`` of ``--amp``: CUDA when available, else CPU bfloat16."""
+    import torch
+
+    device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    dtype = args.amp_dtype or ('float16' if device == 'cuda' else 'bfloat16')
+    if device == 'cpu' and dtype != 'bfloat16':
+        raise ValueError(
+            f'--amp-dtype {dtype} is not supported on CPU (torch CPU autocast is bfloat16 '
+            'only); use --amp-dtype bfloat16'
+        )
+    return device, dtype
+
+
+def apply_amp_to_loops(cfg: Config, args: argparse.Namespace) -> None:
+    """``--amp`` for evaluation: mmengine's val / test loops autocast (bf16 on CPU)."""
+    if not args.amp:
+        return
+    device, dtype = amp_device_and_dtype(args)
+    if device == 'cpu':
+        from mmeffformer.amp import warn_if_bf16_is_emulated
+
+        warn_if_bf16_is_emulated()
+    elif dtype == 'bfloat16':
+        import torch
+
+        torch.set_autocast_gpu_dtype(torch.bfloat16)  # mmengine's autocast takes the default
+    for name in ('val_cfg', 'test_cfg'):
+        if cfg.get(name) is not None:
+            cfg[name]['fp16'] = True

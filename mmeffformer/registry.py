@@ -7,11 +7,15 @@ imports the modules that register themselves.
 """
 
 from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import DefaultScope, Registry
 
 MODELS = Registry('model', parent=MMENGINE_MODELS, locations=['mmeffformer.models'])
 TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, locations=['mmeffformer.datasets'])
+OPTIM_WRAPPERS = Registry(
+    'optim_wrapper', parent=MMENGINE_OPTIM_WRAPPERS, locations=['mmeffformer.amp']
+)
 
 
 def register_all_modules(init_default_scope: bool = False) -> None:
@@ -22,6 +26,7 @@ def register_all_modules(init_default_scope: bool = False) -> None:
             it off inside mmdet / mmseg runs, whose configs set their own scope
             and reach our modules through the ``mmeffformer.`` prefix.
     """
+    import mmeffformer.amp  # noqa: F401
     import mmeffformer.datasets  # noqa: F401
     import mmeffformer.models  # noqa: F401
 

@@ -1,7 +1,7 @@
 """Evaluate a checkpoint: COCO box / mask AP (mmdet) or mIoU (mmseg).
 
 Usage: python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl]
-                            [--show-dir DIR] [--deploy] [--cfg-options k=v ...]
+                            [--show-dir DIR] [--deploy] [--amp] [--cfg-options k=v ...]
                             [--launcher ...]
 
 The evaluator is the config's (mmdet's CocoMetric, mmseg's IoUMetric); progress
@@ -22,7 +22,7 @@ from mmengine.config import Config  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import mmeffformer  # noqa: E402,F401
-from mmeffformer.cli import add_common_arguments, load_config, parse  # noqa: E402
+from mmeffformer.cli import add_common_arguments, apply_amp_to_loops, load_config, parse  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -45,6 +45,7 @@ def build_config(args: argparse.Namespace) -> Config:
         raise FileNotFoundError(f'Checkpoint file not found: {args.checkpoint}')
     cfg = load_config(args)
     cfg.load_from = args.checkpoint
+    apply_amp_to_loops(cfg, args)
     # the backbone's own pretrained file is not needed: the checkpoint has everything
     cfg.model.backbone.init_cfg = None
     detection = cfg.get('default_scope') == 'mmdet'

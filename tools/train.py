@@ -1,6 +1,6 @@
 """Train a detector or segmentor from a config (mmengine runner).
 
-Usage: python tools/train.py CONFIG [--work-dir DIR] [--amp] [--resume [CKPT]]
+Usage: python tools/train.py CONFIG [--work-dir DIR] [--amp [--amp-dtype D]] [--resume [CKPT]]
                              [--cfg-options k=v ...] [--launcher none|pytorch|slurm]
 """
 
@@ -16,14 +16,20 @@ from mmengine.config import Config  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import mmeffformer  # noqa: E402,F401  (registers modules, makes checkpoints loadable)
-from mmeffformer.cli import add_common_arguments, load_config, parse  # noqa: E402
+from mmeffformer.amp import amp_optim_wrapper  # noqa: E402
+from mmeffformer.cli import (  # noqa: E402
+    add_common_arguments,
+    amp_device_and_dtype,
+    apply_amp_to_loops,
+    load_config,
+    parse,
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Train a model with mmeffformer backbones')
     parser.add_argument('config', help='config file path')
     add_common_arguments(parser)
-    parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
     parser.add_argument(
         '--resume',
         nargs='?',
@@ -38,8 +44,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 def build_config(args: argparse.Namespace) -> Config:
     cfg = load_config(args)
     if args.amp:
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.loss_scale = 'dynamic'
+        device, dtype = amp_device_and_dtype(args)
+        cfg.optim_wrapper = amp_optim_wrapper(cfg.optim_wrapper, device, dtype)
+        apply_amp_to_loops(cfg, args)
     if args.auto_scale_lr:
         cfg.setdefault('auto_scale_lr', {})['enable'] = True
     if args.resume == 'auto':
