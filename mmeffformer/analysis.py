@@ -31,10 +31,17 @@ def build_model(config: str, part: str) -> Tuple[nn.Module, str]:
 
 
 def model_call(
-    model: nn.Module, scope: str, part: str, batch: int, height: int, width: int, device: str
+    model: nn.Module,
+    scope: str,
+    part: str,
+    batch: int,
+    height: int,
+    width: int,
+    device: str,
+    memory_format: torch.memory_format = torch.contiguous_format,
 ) -> Callable[[], object]:
     """A no-argument callable running one inference at the given size."""
-    images = torch.rand(batch, 3, height, width, device=device)
+    images = torch.rand(batch, 3, height, width, device=device).to(memory_format=memory_format)
     if part == 'backbone':
         return lambda: model(images)
     shape = dict(img_shape=(height, width), ori_shape=(height, width), pad_shape=(height, width))

@@ -1,17 +1,21 @@
 """Latency / throughput of a config's backbone or whole model.
 
 Usage: python tools/benchmark.py CONFIG [--part backbone|model] [--shape H W]
-           [--batch N] [--threads T] [--dtype float32|bfloat16] [--device cpu|cuda]
-           [--warmup W] [--repeats R] [--deploy] [--keep-freed-memory]
+           [--batch N] [--threads T] [--dtype float32|bfloat16|float16] [--channels-last]
+           [--device cpu|cuda] [--warmup W] [--repeats R] [--deploy] [--keep-freed-memory]
 
-Prints the machine, threads, dtype and device, then the median latency with
-its inter-quartile range, the minimum and the throughput (images / s).
+Prints the machine (CPU model and its bf16 flags), threads, dtype, layout and
+device, then the median latency with its inter-quartile range, the minimum and
+the throughput (images / s).
+
+Reduced dtypes: in eval mode the model runs under autocast; with --deploy the
+EfficientFormer backbones compute in the dtype themselves (switch_to_deploy(...,
+dtype=...), channels-last) and the rest of a whole model runs under autocast.
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 from pathlib import Path
 
@@ -27,6 +31,19 @@ from mmeffformer.analysis import (  # noqa: E402
     time_call,
 )
 from mmeffformer.models.deploy import switch_to_deploy  # noqa: E402
+from mmeffformer.models.layers.precision import cpu_info  # noqa: E402
+
+
+def precision_call(call, device: str, dtype: torch.dtype):
+    """``call`` under autocast to ``dtype`` (nothing to do for float32)."""
+    if dtype == torch.float32:
+        return call
+
+    def autocast_call():
+        with torch.autocast(device, dtype=dtype):
+            return call()
+
+    return autocast_call
 
 
 def main(argv=None) -> dict:
@@ -36,7 +53,10 @@ def main(argv=None) -> dict:
     parser.add_argument('--shape', type=int, nargs=2, default=[512, 512], metavar=('H', 'W'))
     parser.add_argument('--batch', type=int, default=1)
     parser.add_argument('--threads', type=int, default=torch.get_num_threads())
-    parser.add_argument('--dtype', choices=['float32', 'bfloat16'], default='float32')
+    parser.add_argument('--dtype', choices=['float32', 'bfloat16', 'float16'], default='float32')
+    parser.add_argument(
+        '--channels-last', action='store_true', help='channels-last model and images'
+    )
     parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--repeats', type=int, default=10)
@@ -55,23 +75,26 @@ def main(argv=None) -> dict:
         parser.error('--device cuda asked for, but no CUDA device is available')
     torch.set_num_threads(args.threads)
     model, scope = build_model(args.config, args.part)
-    model = model.to(device=args.device, dtype=getattr(torch, args.dtype))
+    dtype = getattr(torch, args.dtype)
+    model = model.to(device=args.device)
+    layout = torch.channels_last if args.channels_last else torch.contiguous_format
+    model = model.to(memory_format=layout)
     height, width = args.shape
     if args.deploy:
-        switch_to_deploy(model, sizes=[(height, width)])
-    call = model_call(model, scope, args.part, args.batch, height, width, args.device)
-    if args.dtype != 'float32':
-        inner = call
-
-        def call():
-            with torch.autocast(args.device, dtype=getattr(torch, args.dtype)):
-                return inner()
-
+        # a dtype (or channels-last) makes the backbones compute in it; else the plain rewrite
+        own_precision = dtype != torch.float32 or args.channels_last
+        switch_to_deploy(model, sizes=[(height, width)], dtype=dtype if own_precision else None)
+    call = model_call(
+        model, scope, args.part, args.batch, height, width, args.device, memory_format=layout
+    )
+    call = precision_call(call, args.device, dtype)
     stats = time_call(call, args.warmup, args.repeats)
+    cpu = cpu_info()
     print(
         f'{Path(args.config).name} {args.part} {height}x{width} batch {args.batch} | '
-        f'{args.device} ({platform.processor() or platform.machine()}), {args.threads} threads, '
-        f'{args.dtype}, torch {torch.__version__}, '
+        f'{args.device} ({cpu["model"]}; bf16 flags: {", ".join(cpu["bf16_flags"]) or "none"}), '
+        f'{args.threads} threads, {args.dtype}, '
+        f'{"channels-last" if args.channels_last else "NCHW"}, torch {torch.__version__}, '
         f'{"deploy" if args.deploy else "eval"} mode'
         + (', glibc keeps freed memory' if args.keep_freed_memory else '')
     )

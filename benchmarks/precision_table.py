@@ -1,0 +1,165 @@
+"""Precision / layout table: fp32 NCHW, fp32 channels-last, bf16 and ONNX Runtime, one run.
+
+Usage: python benchmarks/precision_table.py [--out docs/precision.md] [--repeats 3]
+           [--variants l1 l3 ...] [--sizes 512x512 800x1216] [--no-onnx]
+
+For every backbone (and mmdet's ResNet-50) and size, five modes on the same
+weights are timed in turns (batch 1, median of ``--repeats`` after 2 warm-ups):
+fp32 NCHW eval (the default), fp32 channels-last eval, bf16 channels-last eval
+(autocast), bf16 deploy (``switch_to_deploy(..., dtype=torch.bfloat16)``) and
+ONNX Runtime (fp32, deploy model exported). The 2048-matmul rates in fp32 and
+bf16 are measured in the same run, before and after the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+from pathlib import Path
+from typing import Callable, Dict, List
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / 'benchmarks'))
+
+import torch  # noqa: E402
+from run_benchmarks import (  # noqa: E402
+    SIZES,
+    VARIANTS,
+    build_peer,
+    interleaved_medians,
+    median_ms,
+    onnxruntime_call,
+    recipe,
+)
+
+import mmeffformer  # noqa: E402,F401
+from mmeffformer.analysis import build_model, count_flops, keep_freed_memory  # noqa: E402
+from mmeffformer.models.deploy import switch_to_deploy  # noqa: E402
+from mmeffformer.models.layers.precision import cpu_info  # noqa: E402
+
+MODES = ('fp32 NCHW', 'fp32 channels-last', 'bf16 channels-last', 'bf16 deploy', 'ONNX Runtime')
+
+
+def matmul_rates(repeats: int) -> Dict[str, float]:
+    """GFLOP/s of a 2048 x 2048 matrix product in fp32 and bf16."""
+    rates = {}
+    for name, dtype in (('fp32', torch.float32), ('bf16', torch.bfloat16)):
+        a, b = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
+        rates[name] = 2 * 2048**3 / median_ms(lambda a=a, b=b: a @ b, max(repeats, 10)) / 1e6
+    return rates
+
+
+def images(size: tuple, layout: torch.memory_format) -> torch.Tensor:
+    return torch.rand(1, 3, *size).to(memory_format=layout)
+
+
+def mode_calls(model: torch.nn.Module, size: tuple, onnx: bool) -> Dict[str, Callable]:
+    """The five modes on copies of one backbone."""
+    nchw, channels_last = images(size, torch.contiguous_format), images(size, torch.channels_last)
+    cl_model = copy.deepcopy(model).to(memory_format=torch.channels_last)
+
+    def bf16_eval():
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            return cl_model(channels_last)
+
+    calls = {
+        'fp32 NCHW': lambda: model(nchw),
+        'fp32 channels-last': lambda: cl_model(channels_last),
+        'bf16 channels-last': bf16_eval,
+        'bf16 deploy': bf16_eval,  # a peer without a deploy rewrite: its best bf16 form
+    }
+    if any(hasattr(m, 'set_compute_precision') for m in model.modules()):
+        deployed = switch_to_deploy(copy.deepcopy(model), sizes=[size], dtype=torch.bfloat16)
+        calls['bf16 deploy'] = lambda: deployed(nchw)
+    if onnx:
+        fp32_deploy = switch_to_deploy(copy.deepcopy(model), sizes=[size])
+        calls['ONNX Runtime'] = onnxruntime_call(fp32_deploy, size, 'backbone')
+    return calls
+
+
+def measure(names: List[str], sizes: List[str], repeats: int, onnx: bool) -> List[dict]:
+    rows = []
+    for name in names:
+        for size_name in sizes:
+            size = SIZES[size_name]
+            if name == 'ResNet-50':
+                model = build_peer(50)
+            else:
+                model, _ = build_model(recipe(name, size), 'backbone')
+            flops = count_flops(lambda m=model, s=size: m(images(s, torch.contiguous_format)))
+            times = interleaved_medians(mode_calls(model, size, onnx), repeats)
+            rows.append(dict(model=name, size=size_name, gflop=flops / 1e9, ms=times))
+            print(name, size_name, {k: round(v, 1) for k, v in times.items()}, flush=True)
+    return rows
+
+
+def report(results: dict) -> str:
+    cpu, rates, after = results['cpu'], results['matmul'], results['matmul_after']
+    lines = [
+        '# Precision and layout (CPU)',
+        '',
+        f'One run of `{results["command"]}`: {cpu["model"]}, bf16 flags '
+        f'{", ".join(cpu["bf16_flags"]) or "none"}, {results["threads"]} threads, torch '
+        f'{torch.__version__}, batch 1, median of {results["repeats"]} calls after 2 warm-ups, '
+        'the modes of a row timed in turns, freed memory kept.',
+        '',
+        f'2048-matmul rates of the same run: fp32 {rates["fp32"]:.0f} GFLOP/s, bf16 '
+        f'{rates["bf16"]:.0f} GFLOP/s (before the table); fp32 {after["fp32"]:.0f}, bf16 '
+        f'{after["bf16"]:.0f} (after).',
+        '',
+        '| backbone | size | GFLOP | '
+        + ' | '.join(f'{m} (ms)' for m in MODES)
+        + ' | CL / NCHW | bf16 deploy vs fp32 NCHW | bf16 deploy GFLOP/s (% of bf16 matmul) |',
+        '|---|---|---|' + '---|' * (len(MODES) + 3),
+    ]
+    for row in results['rows']:
+        ms = row['ms']
+        rate = row['gflop'] / ms['bf16 deploy'] * 1000
+        cells = ' | '.join(f'{ms[m]:.1f}' if m in ms else '-' for m in MODES)
+        lines.append(
+            f'| {row["model"]} | {row["size"]} | {row["gflop"]:.1f} | {cells} | '
+            f'{ms["fp32 NCHW"] / ms["fp32 channels-last"]:.2f}x | '
+            f'{ms["fp32 NCHW"] / ms["bf16 deploy"]:.2f}x | '
+            f'{rate:.0f} ({100 * rate / rates["bf16"]:.0f}%) |'
+        )
+    lines += [
+        '',
+        'ResNet-50 has no deploy rewrite: its "bf16 deploy" column repeats its bf16 channels-last'
+        ' (autocast) time, its best bf16 form.',
+        '',
+    ]
+    return '\n'.join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--out', default=str(ROOT / 'docs' / 'precision.md'))
+    parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--threads', type=int, default=torch.get_num_threads())
+    parser.add_argument('--variants', nargs='+', default=list(VARIANTS) + ['ResNet-50'])
+    parser.add_argument('--sizes', nargs='+', default=list(SIZES), choices=list(SIZES))
+    parser.add_argument('--no-onnx', action='store_true')
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    keep_freed_memory()
+    results = dict(
+        command='python benchmarks/precision_table.py ' + ' '.join(argv or sys.argv[1:]),
+        cpu=cpu_info(),
+        threads=args.threads,
+        repeats=args.repeats,
+        matmul=matmul_rates(args.repeats),
+    )
+    results['rows'] = measure(args.variants, args.sizes, args.repeats, not args.no_onnx)
+    results['matmul_after'] = matmul_rates(args.repeats)
+    out = Path(args.out)
+    out.write_text(report(results))
+    out.with_suffix('.json').write_text(json.dumps(results, indent=1))
+    print(report(results))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
