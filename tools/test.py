@@ -1,7 +1,7 @@
 """Evaluate a checkpoint: COCO box / mask AP (mmdet) or mIoU (mmseg).
 
 Usage: python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl]
-                            [--show-dir DIR] [--deploy] [--amp] [--cfg-options k=v ...]
+                            [--show-dir DIR] [--deploy [--deploy-dtype D]] [--amp] [--cfg-options k=v ...]
                             [--launcher ...]
 
 The evaluator is the config's (mmdet's CocoMetric, mmseg's IoUMetric); progress
@@ -18,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import torch  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
@@ -36,6 +37,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--deploy',
         action='store_true',
         help='evaluate the deploy-mode model (BN / layer scales folded, fused ops)',
+    )
+    parser.add_argument(
+        '--deploy-dtype',
+        choices=['bfloat16', 'float16', 'float32'],
+        help='with --deploy: the backbone computes in this dtype, channels-last',
     )
     return parse(parser, argv)
 
@@ -73,6 +79,8 @@ def main(argv=None) -> dict:
     from mmeffformer.distributed import setup_cpu_distributed
 
     args = parse_args(argv)
+    if args.deploy_dtype and not args.deploy:
+        raise ValueError('--deploy-dtype needs --deploy')
     cfg = build_config(args)
     check_data_roots(cfg, loaders=('test_dataloader',))
     setup_cpu_distributed(cfg)
@@ -84,7 +92,9 @@ def main(argv=None) -> dict:
         from mmeffformer.models.deploy import switch_to_deploy
 
         runner.load_or_resume()  # rewrite the loaded weights; test() will not load again
-        switch_to_deploy(runner.model)
+        dtype = getattr(torch, args.deploy_dtype) if args.deploy_dtype else None
+        switch_to_deploy(runner.model, dtype=dtype)
+        runner.logger.info(f'deploy mode, backbone dtype {dtype or "as loaded"}')
         left = sum(isinstance(m, _BatchNorm) for m in runner.model.backbone.modules())
         runner.logger.info(f'deploy mode: {left} BatchNorm layers left in the backbone')
     return runner.test()
