@@ -1,7 +1,8 @@
 """Evaluate a checkpoint: COCO box / mask AP (mmdet) or mIoU (mmseg).
 
 Usage: python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl]
-                            [--show-dir DIR] [--deploy [--deploy-dtype D]] [--amp] [--cfg-options k=v ...]
+                            [--show-dir DIR] [--deploy [--deploy-dtype D]] [--amp]
+                            [--cfg-options k=v ...]
                             [--launcher ...]
 
 The evaluator is the config's (mmdet's CocoMetric, mmseg's IoUMetric); progress
