@@ -105,20 +105,25 @@ def amp_optim_wrapper(optim_wrapper: dict, device: str, dtype: str) -> dict:
     CUDA: mmengine's ``AmpOptimWrapper`` (float16 with dynamic loss scaling, or
     bfloat16); CPU: :class:`CPUAutocastOptimWrapper` (bfloat16 only).
     """
-    if dtype not in ('bfloat16', 'float16'):
-        raise ValueError(f'--amp-dtype must be bfloat16 or float16, got {dtype!r}')
+    check_amp(device, dtype)
     wrapper = dict(optim_wrapper)
     if device == 'cuda':
         wrapper.update(type='AmpOptimWrapper', dtype=dtype)
         if dtype == 'float16':
             wrapper['loss_scale'] = 'dynamic'
         return wrapper
-    if device != 'cpu':
+    wrapper.update(type='mmeffformer.CPUAutocastOptimWrapper', dtype='bfloat16')
+    return wrapper
+
+
+def check_amp(device: str, dtype: str) -> None:
+    """Raise a ValueError naming an unsupported ``--amp`` device or dtype."""
+    if dtype not in ('bfloat16', 'float16'):
+        raise ValueError(f'--amp-dtype must be bfloat16 or float16, got {dtype!r}')
+    if device not in ('cpu', 'cuda'):
         raise ValueError(f'--amp supports cpu and cuda, not {device!r}')
-    if dtype != 'bfloat16':
+    if device == 'cpu' and dtype != 'bfloat16':
         raise ValueError(
             f'--amp-dtype {dtype} is not supported on CPU (torch CPU autocast is bfloat16 '
             'only); use --amp-dtype bfloat16'
         )
-    wrapper.update(type='mmeffformer.CPUAutocastOptimWrapper', dtype='bfloat16')
-    return wrapper

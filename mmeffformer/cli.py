@@ -64,13 +64,11 @@ def amp_device_and_dtype(args: argparse.Namespace) -> tuple:
     """``(device, dtype name)`` of ``--amp``: CUDA when available, else CPU bfloat16."""
     import torch
 
+    from mmeffformer.amp import check_amp
+
     device = 'cuda' if torch.cuda.is_available() else 'cpu'
     dtype = args.amp_dtype or ('float16' if device == 'cuda' else 'bfloat16')
-    if device == 'cpu' and dtype != 'bfloat16':
-        raise ValueError(
-            f'--amp-dtype {dtype} is not supported on CPU (torch CPU autocast is bfloat16 '
-            'only); use --amp-dtype bfloat16'
-        )
+    check_amp(device, dtype)
     return device, dtype
 
 
