@@ -9,6 +9,10 @@ Two gaps are filled here, without editing installed packages:
    (``expected scalar type Float but found BFloat16``). Under autocast their
    reduced-precision inputs are cast to float32 first (the ops are a small part of
    the time, and box coordinates need float32 anyway). Importing mmeffformer does it.
+3. mmengine's ``fp16`` val / test loops hand the autocast predictions (bf16 scores,
+   boxes, logits) to the metrics, and numpy has no bfloat16 (``TypeError: Got
+   unsupported ScalarType BFloat16`` in mmdet's CocoMetric). The
+   ``mmeffformer.Autocast{Val,Test}Loop`` return float32 predictions.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ from typing import Any, Callable, Iterator
 import torch
 from mmengine.logging import print_log
 from mmengine.optim import OptimWrapper
+from mmengine.runner import TestLoop, ValLoop
+from mmengine.structures import BaseDataElement
 
-from mmeffformer.registry import OPTIM_WRAPPERS
+from mmeffformer.registry import LOOPS, OPTIM_WRAPPERS
 
 from .models.layers.precision import cpu_has_native_bf16, cpu_info
 
@@ -127,3 +133,48 @@ def check_amp(device: str, dtype: str) -> None:
             f'--amp-dtype {dtype} is not supported on CPU (torch CPU autocast is bfloat16 '
             'only); use --amp-dtype bfloat16'
         )
+
+
+def float32_predictions(outputs: Any) -> Any:
+    """``outputs`` with every reduced-precision tensor (inside data samples too) in float32."""
+    if isinstance(outputs, torch.Tensor):
+        return outputs.float() if outputs.dtype in REDUCED else outputs
+    if isinstance(outputs, BaseDataElement):
+        for key, value in list(outputs.items()):
+            converted = float32_predictions(value)
+            if converted is not value:
+                setattr(outputs, key, converted)
+        return outputs
+    if isinstance(outputs, (list, tuple)):
+        return type(outputs)(float32_predictions(item) for item in outputs)
+    if isinstance(outputs, dict):
+        return {key: float32_predictions(value) for key, value in outputs.items()}
+    return outputs
+
+
+def _float32_step(step: Callable) -> Callable:
+    @functools.wraps(step)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        return float32_predictions(step(*args, **kwargs))
+
+    return wrapped
+
+
+@LOOPS.register_module()
+class AutocastValLoop(ValLoop):
+    """``ValLoop(fp16=True)`` whose predictions reach the metrics and hooks in float32."""
+
+    def __init__(self, runner: Any, dataloader: Any, evaluator: Any, fp16: bool = True) -> None:
+        super().__init__(runner, dataloader, evaluator, fp16=fp16)
+        model = runner.model
+        model.val_step = _float32_step(model.val_step)
+
+
+@LOOPS.register_module()
+class AutocastTestLoop(TestLoop):
+    """``TestLoop(fp16=True)`` whose predictions reach the metrics and hooks in float32."""
+
+    def __init__(self, runner: Any, dataloader: Any, evaluator: Any, fp16: bool = True) -> None:
+        super().__init__(runner, dataloader, evaluator, fp16=fp16)
+        model = runner.model
+        model.test_step = _float32_step(model.test_step)

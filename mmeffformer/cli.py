@@ -73,7 +73,7 @@ def amp_device_and_dtype(args: argparse.Namespace) -> tuple:
 
 
 def apply_amp_to_loops(cfg: Config, args: argparse.Namespace) -> None:
-    """``--amp`` for evaluation: mmengine's val / test loops autocast (bf16 on CPU)."""
+    """``--amp`` for evaluation: val / test loops under autocast (bf16 on CPU)."""
     if not args.amp:
         return
     device, dtype = amp_device_and_dtype(args)
@@ -85,6 +85,8 @@ def apply_amp_to_loops(cfg: Config, args: argparse.Namespace) -> None:
         import torch
 
         torch.set_autocast_gpu_dtype(torch.bfloat16)  # mmengine's autocast takes the default
-    for name in ('val_cfg', 'test_cfg'):
+    # mmengine's fp16 loops, returning float32 predictions to the metrics (see amp.py)
+    loops = dict(val_cfg='mmeffformer.AutocastValLoop', test_cfg='mmeffformer.AutocastTestLoop')
+    for name, loop in loops.items():
         if cfg.get(name) is not None:
-            cfg[name]['fp16'] = True
+            cfg[name] = dict(type=loop, fp16=True)

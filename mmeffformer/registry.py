@@ -6,6 +6,7 @@ resolvable from any OpenMMLab 2.0 config (mmdet, mmseg, ...): mmengine imports
 imports the modules that register themselves.
 """
 
+from mmengine.registry import LOOPS as MMENGINE_LOOPS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
@@ -13,6 +14,7 @@ from mmengine.registry import DefaultScope, Registry
 
 MODELS = Registry('model', parent=MMENGINE_MODELS, locations=['mmeffformer.models'])
 TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, locations=['mmeffformer.datasets'])
+LOOPS = Registry('loop', parent=MMENGINE_LOOPS, locations=['mmeffformer.amp'])
 OPTIM_WRAPPERS = Registry(
     'optim_wrapper', parent=MMENGINE_OPTIM_WRAPPERS, locations=['mmeffformer.amp']
 )

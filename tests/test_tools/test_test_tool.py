@@ -114,11 +114,15 @@ def test_deploy_flag_gives_the_same_predictions(tmp_path):
     assert sum(len(s) for s in scores['eval']) > 0
     for a, b in zip(scores['eval'], scores['deploy']):
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
-    bf16 = subprocess.run(
-        [sys.executable, str(ROOT / 'tools' / 'test.py'), str(config), str(checkpoint),
-         '--work-dir', str(tmp_path / 'bf16'), '--deploy', '--deploy-dtype', 'bfloat16'],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    assert bf16.returncode == 0, bf16.stderr[-3000:]
-    assert 'deploy mode, backbone dtype torch.bfloat16' in bf16.stdout + bf16.stderr
-    assert 'coco/bbox_mAP' in bf16.stdout + bf16.stderr  # evaluated through mmcv's ops
+    printed = {}
+    for name, extra in (('bf16', ['--deploy', '--deploy-dtype', 'bfloat16']), ('amp', ['--amp'])):
+        run = subprocess.run(
+            [sys.executable, str(ROOT / 'tools' / 'test.py'), str(config), str(checkpoint),
+             '--work-dir', str(tmp_path / name), *extra],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr[-3000:]
+        printed[name] = run.stdout + run.stderr
+        # evaluated through mmcv's ops and CocoMetric (numpy has no bfloat16)
+        assert 'coco/bbox_mAP' in printed[name]
+    assert 'deploy mode, backbone dtype torch.bfloat16' in printed['bf16']
