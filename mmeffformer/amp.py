@@ -152,12 +152,15 @@ def float32_predictions(outputs: Any) -> Any:
     return outputs
 
 
-def _float32_step(step: Callable) -> Callable:
-    @functools.wraps(step)
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        return float32_predictions(step(*args, **kwargs))
+def return_float32_predictions(model: Any, step: str) -> None:
+    """Wrap ``model.<step>`` (``val_step`` / ``test_step``) so its predictions are float32."""
+    inner = getattr(model, step)
 
-    return wrapped
+    @functools.wraps(inner)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        return float32_predictions(inner(*args, **kwargs))
+
+    setattr(model, step, wrapped)
 
 
 @LOOPS.register_module()
@@ -166,8 +169,7 @@ class AutocastValLoop(ValLoop):
 
     def __init__(self, runner: Any, dataloader: Any, evaluator: Any, fp16: bool = True) -> None:
         super().__init__(runner, dataloader, evaluator, fp16=fp16)
-        model = runner.model
-        model.val_step = _float32_step(model.val_step)
+        return_float32_predictions(runner.model, 'val_step')
 
 
 @LOOPS.register_module()
@@ -176,5 +178,4 @@ class AutocastTestLoop(TestLoop):
 
     def __init__(self, runner: Any, dataloader: Any, evaluator: Any, fp16: bool = True) -> None:
         super().__init__(runner, dataloader, evaluator, fp16=fp16)
-        model = runner.model
-        model.test_step = _float32_step(model.test_step)
+        return_float32_predictions(runner.model, 'test_step')

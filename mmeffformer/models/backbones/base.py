@@ -215,9 +215,9 @@ class EfficientFormerBackboneBase(BaseModule):
     def set_compute_precision(self, dtype: torch.dtype) -> None:
         """Compute in ``dtype`` and channels-last; images and features keep the caller's.
 
-        Kept in float32 (measured need, see docs/benchmarks.md): LayerNorm / GroupNorm
-        (statistics; float16 squares overflow) and the attention-bias tables, whose
-        bicubic resize is computed once per size in float32 and served in ``dtype``.
+        Kept in float32: the attention-bias tables, whose bicubic resize is computed
+        once per size in float32 and served in ``dtype``, and LayerNorm / GroupNorm
+        (see :class:`~..layers.precision.Float32Norm`).
         """
         self.check_precision(dtype)
         self.to(dtype=dtype)
