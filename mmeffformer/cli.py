@@ -8,12 +8,12 @@ import os.path as osp
 
 from mmengine.config import Config, DictAction
 
-from mmeffformer.analysis import keep_freed_memory
+from mmeffformer.analysis import flush_denormals, keep_freed_memory
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """``--work-dir``, ``--cfg-options``, ``--launcher``, its ``--local-rank``,
-    ``--amp`` / ``--amp-dtype`` and ``--default-malloc``."""
+    ``--amp`` / ``--amp-dtype``, ``--default-malloc`` and ``--keep-denormals``."""
     parser.add_argument('--work-dir', help='where logs, metrics and checkpoints go')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override settings')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
@@ -34,6 +34,12 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         action='store_true',
         help="keep glibc's default of unmapping freed feature maps (slower: docs/benchmarks.md)",
     )
+    parser.add_argument(
+        '--keep-denormals',
+        action='store_true',
+        help='compute with denormal floats instead of flushing them to zero (slower on x86: '
+        'docs/train_step.md)',
+    )
 
 
 def parse(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
@@ -42,6 +48,9 @@ def parse(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
     if not args.default_malloc:
         # The tools own their process: reusing freed memory made CPU steps ~17-50% faster.
         keep_freed_memory()
+    if not args.keep_denormals:
+        # Fresh heads' gradients are full of denormals (docs/train_step.md).
+        flush_denormals()
     return args
 
 

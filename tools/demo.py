@@ -1,12 +1,15 @@
-"""The README's first command: generate data, train and evaluate both recipes on the CPU.
+"""The README's first command: train and evaluate both recipes on generated data, on the CPU.
 
 1. writes the synthetic COCO-format and ADE20K-layout sets (if missing);
-2. trains Mask R-CNN + EfficientFormer-l1 and Semantic FPN + EfficientFormer-l1
-   from the demo configs (mmengine runner, progress with ETA in the log);
-3. evaluates on the held-out split with mmdet's CocoMetric and mmseg's IoUMetric;
-4. writes ``report.md`` (box AP, AP50, mask AP, mIoU, per-class IoU, times) and
-   PNGs of predictions on validation images.
+2. picks the precision (float32, or bf16 where this CPU has it natively and it measured faster);
+3. trains Semantic FPN + EfficientFormer-l1, then Mask R-CNN + EfficientFormer-l1 whose
+   backbone starts from the Semantic FPN one (the recipes start from pretrained backbones;
+   no ImageNet weights can be downloaded here), each with mmengine's runner from
+   ``configs/demo/``, evaluating on the held-out split (mmseg IoUMetric, mmdet CocoMetric);
+4. prints a table of metrics against targets and writes ``report.md``, prediction
+   pictures and training curves (from mmengine's scalars.json) to ``--out``.
 
+The terminal shows one progress line per phase; mmengine's full logs are in the work dirs.
 ``--smoke`` runs the same path with a few iterations on a tiny set (CI).
 """
 
@@ -16,9 +19,13 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
+from typing import Dict, List, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# Deprecation chatter of the pinned stack at import time; nothing a demo user can act on.
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
@@ -27,35 +34,64 @@ from mmengine.config import Config  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import mmeffformer  # noqa: E402,F401
-from mmeffformer.analysis import keep_freed_memory  # noqa: E402
+from mmeffformer.amp import amp_optim_wrapper  # noqa: E402
+from mmeffformer.analysis import flush_denormals, keep_freed_memory  # noqa: E402
 from mmeffformer.datasets.synthetic import write_dataset  # noqa: E402
+from mmeffformer.demo.figures import grid, read_scalars, titled, training_curves  # noqa: E402
+from mmeffformer.demo.precision import (  # noqa: E402
+    PRECISIONS,
+    choose_precision,
+    training_step_seconds,
+)
+from mmeffformer.demo.progress import ProgressHook, console_to  # noqa: E402
+from mmeffformer.demo.report import (  # noqa: E402
+    TARGETS,
+    DemoResult,
+    report_markdown,
+    summary_table,
+)
+from mmeffformer.models.layers.precision import cpu_has_native_bf16, cpu_info  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DET_CONFIG = ROOT / 'configs' / 'demo' / 'maskrcnn_effformer_l1_synthetic.py'
 SEG_CONFIG = ROOT / 'configs' / 'demo' / 'semfpn_effformer_l1_synthetic.py'
+DEFAULT_SEED = 0
+SCORE_THRESHOLD = 0.5  # boxes drawn in the prediction pictures
 
 
 def point_to_data(cfg: Config, root: Path, detection: bool) -> None:
-    """Aim every dataloader (and the COCO evaluator) at ``root``."""
+    """Aim every dataloader (and the COCO evaluators) at ``root``."""
     data_root = f'{root}/coco/' if detection else f'{root}/ade/'
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[loader].dataset.data_root = data_root
     if detection:
-        for evaluator in ('val_evaluator', 'test_evaluator'):
-            cfg[evaluator].ann_file = f'{data_root}annotations/instances_val2017.json'
+        for name in ('val_evaluator', 'test_evaluator'):
+            evaluators = cfg[name] if isinstance(cfg[name], list) else [cfg[name]]
+            for evaluator in evaluators:
+                evaluator.ann_file = f'{data_root}annotations/instances_val2017.json'
 
 
-def make_config(path: Path, data: Path, work_dir: Path, iters: int, smoke: bool) -> Config:
+def make_config(
+    path: Path,
+    data: Path,
+    work_dir: Path,
+    iters: int,
+    evaluations: int,
+    seed: int,
+    smoke: bool,
+) -> Config:
+    """A demo config with its data, work dir, schedule length and seed; the held-out
+    split is evaluated ``evaluations`` times, the last after the final iteration."""
     cfg = Config.fromfile(str(path))
-    detection = cfg.default_scope == 'mmdet'
-    point_to_data(cfg, data, detection)
+    point_to_data(cfg, data, cfg.default_scope == 'mmdet')
     cfg.work_dir = str(work_dir)
+    cfg.randomness = dict(seed=seed)
     cfg.train_cfg.max_iters = iters
-    cfg.train_cfg.val_interval = iters + 1  # evaluate once, after training
-    cfg.default_hooks.checkpoint.interval = iters
+    cfg.train_cfg.val_interval = max(1, iters // evaluations)
+    cfg.default_hooks.checkpoint.update(interval=iters, max_keep_ckpts=1)
     cfg.default_hooks.logger.interval = 1 if smoke else 10
-    for scheduler in cfg.param_scheduler:
-        if scheduler.get('end', 0) > 50:
+    for scheduler in cfg.param_scheduler:  # the decay phase follows the schedule's length
+        if scheduler.get('end', 0) > iters or scheduler.get('type') != 'LinearLR':
             scheduler.end = iters
             if 'T_max' in scheduler:
                 scheduler.T_max = iters
@@ -66,135 +102,205 @@ def make_config(path: Path, data: Path, work_dir: Path, iters: int, smoke: bool)
     return cfg
 
 
-def to_image(tensor: torch.Tensor) -> np.ndarray:
-    return tensor.permute(1, 2, 0).numpy().astype(np.uint8)  # BGR, as loaded
+def use_precision(cfg: Config, precision: str) -> None:
+    """bf16: the training forward under CPU autocast, evaluation too (float32 metrics)."""
+    if precision == 'bfloat16':
+        cfg.optim_wrapper = amp_optim_wrapper(cfg.optim_wrapper, 'cpu', 'bfloat16')
+        cfg.val_cfg = dict(type='mmeffformer.AutocastValLoop', fp16=True)
+        cfg.test_cfg = dict(type='mmeffformer.AutocastTestLoop', fp16=True)
 
 
-def draw_detections(runner: Runner, path: Path, count: int = 4) -> None:
-    """Predicted boxes and masks on the first validation images, side by side."""
+#: What the progress line shows after each held-out evaluation: key -> (label, to percent).
+HEADLINES = {
+    'mIoU': ('mIoU', 1.0),
+    'box/bbox_mAP': ('box AP', 100.0),
+    'mask/segm_mAP': ('mask AP', 100.0),
+}
+
+
+def train_phase(cfg: Config, phase: str) -> Tuple[Runner, Dict[str, float], float]:
+    """Train (with held-out evaluations) under a progress line; mmengine's console
+    output goes to ``<work dir>/console.log``. Returns runner, last metrics, seconds."""
+    start = time.perf_counter()
+    with console_to(Path(cfg.work_dir) / 'console.log'):
+        runner = Runner.from_cfg(cfg)
+        progress = ProgressHook(phase, HEADLINES)
+        runner.register_hook(progress)
+        runner.train()
+    return runner, progress.metrics, time.perf_counter() - start
+
+
+def scalars_of(runner: Runner) -> Dict[str, List[tuple]]:
+    return read_scalars(Path(runner.log_dir) / 'vis_data' / 'scalars.json')
+
+
+def predict(runner: Runner, count: int) -> list:
+    """The model's predictions on the first ``count`` held-out images (float32)."""
+    from mmeffformer.amp import float32_predictions
+
+    samples = []
+    runner.model.eval()
+    autocast = isinstance(runner.cfg.get('test_cfg'), dict) and runner.cfg.test_cfg.get('fp16')
+    with torch.no_grad(), torch.autocast('cpu', torch.bfloat16, enabled=bool(autocast)):
+        for index, data in enumerate(runner.test_dataloader):
+            if index == count:
+                break
+            samples.append(float32_predictions(runner.model.test_step(data))[0])
+    return samples
+
+
+def detection_pictures(runner: Runner, path: Path, count: int) -> None:
+    """Rows of "ground truth" | "prediction (score >= t)" on held-out images."""
     from mmdet.visualization import DetLocalVisualizer
 
     visualizer = DetLocalVisualizer(name=f'demo_det_{time.time()}')
     visualizer.dataset_meta = runner.test_dataloader.dataset.metainfo
-    panels = []
-    runner.model.eval()
-    with torch.no_grad():
-        for index, data in enumerate(runner.test_dataloader):
-            if index == count:
-                break
-            sample = runner.model.test_step(data)[0]
-            image = cv2.imread(sample.img_path)[..., ::-1].copy()
+    rows = []
+    for sample in predict(runner, count):
+        image = cv2.imread(sample.img_path)[..., ::-1].copy()
+        panels = []
+        titles = ('ground truth', f'prediction, score >= {SCORE_THRESHOLD}')
+        for title, truth in zip(titles, (True, False)):
             visualizer.add_datasample(
-                'prediction', image, sample, draw_gt=True, show=False, pred_score_thr=0.5
-            )
-            panels.append(visualizer.get_image()[..., ::-1])
-    cv2.imwrite(str(path), np.concatenate(panels, 0))
+                title, image, sample, draw_gt=truth, draw_pred=not truth, show=False,
+                pred_score_thr=SCORE_THRESHOLD,
+            )  # fmt: skip
+            panels.append(titled(visualizer.get_image()[..., ::-1].copy(), title))
+        rows.append(panels)
+    cv2.imwrite(str(path), grid(rows))
 
 
-def segmentation_report(runner: Runner, path: Path, count: int = 4) -> np.ndarray:
-    """Per-class IoU over the test set, and image | truth | prediction panels."""
-    classes = runner.test_dataloader.dataset.metainfo['classes']
+def segmentation_pictures(runner: Runner, path: Path, count: int) -> None:
+    """Rows of "image" | "ground truth" | "prediction" on held-out images."""
     palette = np.array(runner.test_dataloader.dataset.metainfo['palette'], np.uint8)[:, ::-1]
-    confusion = np.zeros((len(classes), len(classes)), np.int64)
-    panels = []
-    runner.model.eval()
-    with torch.no_grad():
-        for data in runner.test_dataloader:
-            sample = runner.model.test_step(data)[0]
-            pred = sample.pred_sem_seg.data[0].numpy()
-            truth = sample.gt_sem_seg.data[0].numpy()
-            valid = truth != 255
-            confusion += np.bincount(
-                truth[valid] * len(classes) + pred[valid], minlength=len(classes) ** 2
-            ).reshape(len(classes), len(classes))
-            if len(panels) < count:
-                image = cv2.imread(sample.img_path)
-                shown = np.where(valid, truth, 0)
-                panels.append(np.concatenate([image, palette[shown], palette[pred]], 1))
-    cv2.imwrite(str(path), np.concatenate(panels, 0))
-    union = confusion.sum(0) + confusion.sum(1) - np.diag(confusion)
-    return np.diag(confusion) / np.maximum(union, 1)
+    rows = []
+    for sample in predict(runner, count):
+        truth = sample.gt_sem_seg.data[0].numpy()
+        shown = np.where(truth == 255, 0, truth)  # ignored border pixels as background
+        rows.append([
+            titled(cv2.imread(sample.img_path), 'image'),
+            titled(palette[shown], 'ground truth'),
+            titled(palette[sample.pred_sem_seg.data[0].numpy()], 'prediction'),
+        ])  # fmt: skip
+    cv2.imwrite(str(path), grid(rows))
 
 
-def run_job(cfg: Config) -> tuple:
-    runner = Runner.from_cfg(cfg)
-    start = time.time()
-    runner.train()
-    train_seconds = time.time() - start
-    start = time.time()
-    metrics = runner.test()
-    return runner, metrics, train_seconds, time.time() - start
+def per_class(metrics: Dict[str, float], prefix: str, suffix: str, scale: float) -> dict:
+    return {
+        key[len(prefix) : -len(suffix) or None]: scale * float(value)
+        for key, value in metrics.items()
+        if key.startswith(prefix) and key.endswith(suffix)
+    }
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--out', default='demo_out', help='report folder')
     parser.add_argument('--data', default='data/synthetic', help='dataset folder')
-    parser.add_argument('--det-iters', type=int, default=120)
-    parser.add_argument('--seg-iters', type=int, default=150)
+    parser.add_argument('--seed', type=int, default=DEFAULT_SEED, help='training seed')
+    parser.add_argument(
+        '--precision',
+        choices=PRECISIONS,
+        default='auto',
+        help='auto: bf16 where this CPU has it natively and it measured faster, else float32',
+    )
+    parser.add_argument('--det-iters', type=int, default=150)
+    parser.add_argument('--seg-iters', type=int, default=100)
     parser.add_argument('--smoke', action='store_true', help='a few iterations, tiny set (CI)')
     parser.add_argument(
         '--default-malloc', action='store_true', help="glibc's default allocator behaviour"
     )
+    parser.add_argument('--keep-denormals', action='store_true', help='do not flush denormals')
     args = parser.parse_args(argv)
     if not args.default_malloc:
         keep_freed_memory()  # ~17% faster training steps here (docs/benchmarks.md)
+    if not args.keep_denormals:
+        flush_denormals()  # 1.15-1.4x faster Mask R-CNN steps here (docs/train_step.md)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data = out / 'data' if args.smoke else Path(args.data)
-    started = time.time()
+    seconds: Dict[str, float] = {}
+    started = time.perf_counter()
     if not (data / 'coco' / 'annotations' / 'instances_val2017.json').is_file():
         sizes = dict(num_train=4, num_val=2, size=(128, 128)) if args.smoke else {}
         print(f'writing the synthetic dataset to {data}: {write_dataset(str(data), **sizes)}')
+        seconds['data'] = time.perf_counter() - started
     det_iters, seg_iters = (2, 2) if args.smoke else (args.det_iters, args.seg_iters)
+    shown = 2 if args.smoke else 4
 
-    det_cfg = make_config(DET_CONFIG, data, out / 'maskrcnn', det_iters, args.smoke)
-    det_runner, det_metrics, det_train, det_eval = run_job(det_cfg)
-    draw_detections(det_runner, out / 'predictions_maskrcnn.png', 2 if args.smoke else 4)
+    seg_cfg = make_config(SEG_CONFIG, data, out / 'semfpn', seg_iters, 2, args.seed, args.smoke)
+    det_cfg = make_config(DET_CONFIG, data, out / 'maskrcnn', det_iters, 2, args.seed, args.smoke)
 
-    seg_cfg = make_config(SEG_CONFIG, data, out / 'semfpn', seg_iters, args.smoke)
-    seg_runner, seg_metrics, seg_train, seg_eval = run_job(seg_cfg)
-    iou = segmentation_report(seg_runner, out / 'predictions_semfpn.png', 2 if args.smoke else 4)
-    classes = seg_runner.test_dataloader.dataset.metainfo['classes']
+    start = time.perf_counter()
+    with console_to(out / 'precision_probe.log'):
+        precision, why = choose_precision(
+            args.precision, lambda: training_step_seconds(det_cfg), out / 'precision_probe.json'
+        )
+    seconds['precision choice'] = time.perf_counter() - start
+    print(f'precision: {precision} ({why})')
+    for cfg in (seg_cfg, det_cfg):
+        use_precision(cfg, precision)
 
-    total = time.time() - started
-    summary = {
-        'box AP': 100 * float(det_metrics['coco/bbox_mAP']),
-        'box AP50': 100 * float(det_metrics['coco/bbox_mAP_50']),
-        'mask AP': 100 * float(det_metrics['coco/segm_mAP']),
-        'mIoU': float(seg_metrics['mIoU']),
-        'per-class IoU': {name: round(100 * float(value), 1) for name, value in zip(classes, iou)},
-        'seconds': dict(
-            det_train=round(det_train),
-            det_eval=round(det_eval),
-            seg_train=round(seg_train),
-            seg_eval=round(seg_eval),
-            total=round(total),
-        ),  # fmt: skip
-    }
-    lines = [
-        '# mmeffformer demo report',
-        '',
-        f'Synthetic shapes ({data}), EfficientFormer-l1 trained from scratch on '
-        f'{torch.get_num_threads()} CPU threads; torch {torch.__version__}.',
-        '',
-        f'- Mask R-CNN: {det_iters} iterations, train {det_train:.0f} s, eval {det_eval:.0f} s: '
-        f'box AP {summary["box AP"]:.1f}, AP50 {summary["box AP50"]:.1f}, '
-        f'mask AP {summary["mask AP"]:.1f}',
-        f'- Semantic FPN: {seg_iters} iterations, train {seg_train:.0f} s, eval {seg_eval:.0f} s: '
-        f'mIoU {summary["mIoU"]:.1f}',
-        f'- whole demo: {total:.0f} s',
-        '',
-        '| class | IoU |',
-        '|---|---|',
-        *[f'| {name} | {value} |' for name, value in summary['per-class IoU'].items()],
-        '',
-        'Pictures: predictions_maskrcnn.png (predictions and ground truth), '
-        'predictions_semfpn.png (image | truth | prediction).',
-    ]
-    (out / 'report.md').write_text('\n'.join(lines) + '\n')
-    (out / 'metrics.json').write_text(json.dumps(summary, indent=2))
-    print('\n'.join(lines))
+    seg_runner, seg_metrics, seconds['Semantic FPN'] = train_phase(seg_cfg, '[1/2] Semantic FPN')
+    # The detector's backbone starts from the segmentation one, as the recipe's starts
+    # from an ImageNet-pretrained one (init_cfg; the loader takes the backbone's tensors).
+    det_cfg.model.backbone.init_cfg = dict(
+        type='Pretrained', checkpoint=f'{seg_cfg.work_dir}/iter_{seg_iters}.pth'
+    )
+    det_runner, det_metrics, seconds['Mask R-CNN'] = train_phase(det_cfg, '[2/2] Mask R-CNN')
+
+    start = time.perf_counter()
+    with console_to(out / 'pictures.log'):
+        detection_pictures(det_runner, out / 'predictions_maskrcnn.png', shown)
+        segmentation_pictures(seg_runner, out / 'predictions_semfpn.png', shown)
+        training_curves(
+            {'Semantic FPN': scalars_of(seg_runner), 'Mask R-CNN': scalars_of(det_runner)},
+            {
+                'Semantic FPN': {'mIoU': (TARGETS['mIoU'], 1.0)},
+                'Mask R-CNN': {
+                    'box/bbox_mAP': (TARGETS['box AP'], 100.0),
+                    'mask/segm_mAP': (TARGETS['mask AP'], 100.0),
+                },
+            },
+            out / 'training_curves.png',
+        )
+    seconds['pictures'] = time.perf_counter() - start
+
+    info = cpu_info()
+    result = DemoResult(
+        seed=args.seed,
+        precision=precision,
+        precision_reason=why,
+        machine=dict(
+            cpu=info['model'],
+            threads=str(torch.get_num_threads()),
+            bf16=('native (' + ', '.join(info['bf16_flags']) + ')')
+            if cpu_has_native_bf16()
+            else 'not native (emulated, slower than float32)',
+            torch=torch.__version__,
+        ),
+        metrics={
+            'box AP': 100 * float(det_metrics['box/bbox_mAP']),
+            'mask AP': 100 * float(det_metrics['mask/segm_mAP']),
+            'mIoU': float(seg_metrics['mIoU']),
+            'box AP50': 100 * float(det_metrics['box/bbox_mAP_50']),
+            'mask AP50': 100 * float(det_metrics['mask/segm_mAP_50']),
+            'aAcc': float(seg_metrics['aAcc']),
+        },
+        per_class={
+            'box AP': per_class(det_metrics, 'box/', '_precision', 100.0),
+            'mask AP': per_class(det_metrics, 'mask/', '_precision', 100.0),
+            'IoU': per_class(seg_metrics, 'IoU.', '', 1.0),
+        },
+        seconds=seconds,
+        iterations={'Semantic FPN': seg_iters, 'Mask R-CNN': det_iters},
+        pictures=['predictions_maskrcnn.png', 'predictions_semfpn.png', 'training_curves.png'],
+    )
+    (out / 'report.md').write_text(report_markdown(result))
+    (out / 'metrics.json').write_text(json.dumps(vars(result), indent=2))
+    print()
+    print(summary_table(result))
+    print(f'\nreport: {out / "report.md"}; full logs: {out}/semfpn, {out}/maskrcnn')
     return 0
 
 

@@ -12,6 +12,8 @@ import cv2
 import numpy as np
 
 from mmeffformer.datasets.synthetic import make_scene
+from mmeffformer.demo.figures import TITLE_HEIGHT, read_scalars
+from mmeffformer.models.layers.precision import cpu_info
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,17 +28,59 @@ def test_scenes_are_deterministic_and_labelled():
 
 def test_demo_smoke_trains_evaluates_and_reports(tmp_path):
     run = subprocess.run(
-        [sys.executable, str(ROOT / 'tools' / 'demo.py'), '--smoke', '--out', str(tmp_path)],
+        [sys.executable, str(ROOT / 'tools' / 'demo.py'), '--smoke', '--out', str(tmp_path),
+         '--seed', '7', '--precision', 'float32'],
         capture_output=True, text=True,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
-    log = run.stdout + run.stderr
-    assert re.search(r'Iter\(train\) \[2/2\]', log)
+    # the terminal: progress lines and the verdict table, not mmengine's log
+    assert 'mmengine - INFO' not in run.stdout and 'Iter(train)' not in run.stdout
+    assert '[1/2] Semantic FPN: training iteration 2/2' in run.stdout
+    assert '[2/2] Mask R-CNN: held-out after iteration 2: box AP' in run.stdout
+    assert re.search(r'^metric +value +target +met\?$', run.stdout, re.M)
     metrics = json.loads((tmp_path / 'metrics.json').read_text())
-    for key in ('box AP', 'box AP50', 'mask AP', 'mIoU'):
-        assert 0 <= metrics[key] <= 100, key
-    assert set(metrics['per-class IoU']) == {'background', 'disc', 'box', 'triangle'}
-    assert 'mIoU' in (tmp_path / 'report.md').read_text()
-    for name in ('predictions_maskrcnn.png', 'predictions_semfpn.png'):
+    for name in ('box AP', 'mask AP', 'mIoU'):
+        value = metrics['metrics'][name]
+        assert 0 <= value <= 100, name
+        verdict = 'yes' if value >= {'mIoU': 85.0}.get(name, 45.0) else 'NO'
+        assert re.search(rf'^{name} +{value:.1f} +\d+\.0 +{verdict}$', run.stdout, re.M), name
+    assert metrics['seed'] == 7 and metrics['precision'] == 'float32'
+    # ... while the full log stays in the work dirs
+    for phase in ('semfpn', 'maskrcnn'):
+        (log,) = (tmp_path / phase).glob('*/*.log')
+        assert 'Iter(train) [2/2]' in log.read_text(), phase
+    # per-class results of both models, in the report too
+    assert set(metrics['per_class']['IoU']) == {'background', 'disc', 'box', 'triangle'}
+    assert set(metrics['per_class']['box AP']) == {'disc', 'box', 'triangle'}
+    assert set(metrics['per_class']['mask AP']) == {'disc', 'box', 'triangle'}
+    report = (tmp_path / 'report.md').read_text()
+    assert cpu_info()['model'] in report and 'precision: **float32**' in report
+    assert '| triangle |' in report and '| **whole demo** |' in report
+    # titled panels: 2 held-out images, 2 (detection) or 3 (segmentation) panels of 128 px
+    for name, panels in (('predictions_maskrcnn.png', 2), ('predictions_semfpn.png', 3)):
         picture = cv2.imread(str(tmp_path / name))
-        assert picture is not None and picture.shape[0] >= 2 * 128, name
+        assert picture.shape[0] == 2 * (128 + TITLE_HEIGHT) + 4, name
+        assert picture.shape[1] >= panels * 128, name
+    # the curves' data: held-out metrics at the iterations they were measured
+    for phase, key in (('semfpn', 'mIoU'), ('maskrcnn', 'box/bbox_mAP')):
+        (scalars,) = (tmp_path / phase).glob('*/vis_data/scalars.json')
+        assert [step for step, _ in read_scalars(scalars)[key]] == [1, 2], phase
+    curves = cv2.imread(str(tmp_path / 'training_curves.png'))
+    assert curves is not None and curves.shape[1] > curves.shape[0]
+
+
+def test_demo_smoke_in_bf16_trains_and_evaluates_under_autocast(tmp_path):
+    run = subprocess.run(
+        [sys.executable, str(ROOT / 'tools' / 'demo.py'), '--smoke', '--out', str(tmp_path),
+         '--precision', 'bfloat16'],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    metrics = json.loads((tmp_path / 'metrics.json').read_text())
+    assert metrics['precision'] == 'bfloat16'
+    assert all(0 <= metrics['metrics'][name] <= 100 for name in ('box AP', 'mask AP', 'mIoU'))
+    for phase in ('semfpn', 'maskrcnn'):  # the runs' own config dumps
+        (dumped,) = (tmp_path / phase).glob('*/vis_data/config.py')
+        text = dumped.read_text()
+        assert "type='mmeffformer.CPUAutocastOptimWrapper'" in text, phase
+        assert "type='mmeffformer.AutocastValLoop'" in text, phase

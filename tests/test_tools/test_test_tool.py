@@ -29,9 +29,15 @@ model = dict(
     neck=dict(in_channels={list(TINY['widths'])}),
     test_cfg=dict(rpn=dict(nms_pre=100, max_per_img=50), rcnn=dict(max_per_img=20)),
 )
+train_dataloader = dict(dataset=dict(data_root=data_root))
 val_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root))
 test_dataloader = val_dataloader
-val_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')
+val_evaluator = dict(
+    _delete_=True,
+    type='CocoMetric',
+    ann_file=data_root + 'annotations/instances_val2017.json',
+    metric=['bbox', 'segm'],
+)
 test_evaluator = val_evaluator
 """
     path = tmp_path / 'tiny_demo.py'

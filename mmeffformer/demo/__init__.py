@@ -1,0 +1,1 @@
+"""The pieces of ``tools/demo.py``: terminal progress, precision choice, figures, report."""
