@@ -204,7 +204,7 @@ def main(argv=None) -> int:
         default='auto',
         help='auto: bf16 where this CPU has it natively and it measured faster, else float32',
     )
-    parser.add_argument('--det-iters', type=int, default=150)
+    parser.add_argument('--det-iters', type=int, default=180)
     parser.add_argument('--seg-iters', type=int, default=100)
     parser.add_argument('--smoke', action='store_true', help='a few iterations, tiny set (CI)')
     parser.add_argument(
