@@ -38,15 +38,16 @@ def time_steps(settings: dict, checkpoint: str, steps: int, data: str) -> dict:
     """Runs in the child process: median seconds of a training step under ``settings``."""
     import torch
 
-    if settings.get('flush'):
-        torch.set_flush_denormal(True)
     sys.path.insert(0, str(ROOT))
+    from mmeffformer.analysis import flush_denormals, keep_freed_memory
+
+    if settings.get('flush'):
+        flush_denormals()
     from mmengine.config import Config
     from mmengine.runner import Runner, load_checkpoint
 
     import mmeffformer  # noqa: F401
     from mmeffformer.amp import amp_optim_wrapper
-    from mmeffformer.analysis import keep_freed_memory
     from tests.helpers.downstream import build_from_config
 
     keep_freed_memory()

@@ -21,7 +21,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 # Deprecation chatter of the pinned stack at import time; nothing a demo user can act on.
@@ -75,14 +75,16 @@ def make_config(
     path: Path,
     data: Path,
     work_dir: Path,
-    iters: int,
+    iters: Optional[int],
     evaluations: int,
     seed: int,
     smoke: bool,
 ) -> Config:
     """A demo config with its data, work dir, schedule length and seed; the held-out
-    split is evaluated ``evaluations`` times, the last after the final iteration."""
+    split is evaluated ``evaluations`` times, the last after the final iteration.
+    ``iters=None`` keeps the config's schedule length."""
     cfg = Config.fromfile(str(path))
+    iters = cfg.train_cfg.max_iters if iters is None else iters
     point_to_data(cfg, data, cfg.default_scope == 'mmdet')
     cfg.work_dir = str(work_dir)
     cfg.randomness = dict(seed=seed)
@@ -204,8 +206,8 @@ def main(argv=None) -> int:
         default='auto',
         help='auto: bf16 where this CPU has it natively and it measured faster, else float32',
     )
-    parser.add_argument('--det-iters', type=int, default=180)
-    parser.add_argument('--seg-iters', type=int, default=100)
+    parser.add_argument('--det-iters', type=int, help="default: the demo config's max_iters")
+    parser.add_argument('--seg-iters', type=int, help="default: the demo config's max_iters")
     parser.add_argument('--smoke', action='store_true', help='a few iterations, tiny set (CI)')
     parser.add_argument(
         '--default-malloc', action='store_true', help="glibc's default allocator behaviour"
@@ -230,6 +232,7 @@ def main(argv=None) -> int:
 
     seg_cfg = make_config(SEG_CONFIG, data, out / 'semfpn', seg_iters, 2, args.seed, args.smoke)
     det_cfg = make_config(DET_CONFIG, data, out / 'maskrcnn', det_iters, 2, args.seed, args.smoke)
+    seg_iters, det_iters = seg_cfg.train_cfg.max_iters, det_cfg.train_cfg.max_iters
 
     start = time.perf_counter()
     with console_to(out / 'precision_probe.log'):
