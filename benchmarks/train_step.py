@@ -31,6 +31,10 @@ ROWS = (
     ('+ fused AdamW', dict(flush=True, fused=True)),
     ('+ mask head: 8 positives per image', dict(flush=True, fused=True, mask=8)),
     ('+ bf16 autocast', dict(flush=True, fused=True, mask=8, bf16=True)),
+    (
+        '+ RoIAlign as matmuls (MatmulRoIExtractor)',
+        dict(flush=True, fused=True, mask=8, bf16=True, matmul=True),
+    ),
 )
 
 
@@ -61,6 +65,9 @@ def time_steps(settings: dict, checkpoint: str, steps: int, data: str) -> dict:
     else:
         cfg.model.roi_head.type = 'StandardRoIHead'
         cfg.model.roi_head.pop('mask_positives_per_image', None)
+    if not settings.get('matmul'):  # mmdet's extractor, mmcv's compiled RoIAlign
+        for extractor in ('bbox_roi_extractor', 'mask_roi_extractor'):
+            cfg.model.roi_head[extractor].type = 'SingleRoIExtractor'
     if settings.get('bf16'):
         cfg.optim_wrapper = amp_optim_wrapper(cfg.optim_wrapper, 'cpu', 'bfloat16')
     model = build_from_config(cfg, 'mmdet')
