@@ -9,7 +9,7 @@ interpolation weights, and ``cols`` (``bins x W``) the same horizontally. Both c
 from the RoI alone, so the op becomes two matmuls whose gradient autograd gives (and
 that run in bf16 under autocast). The sample positions, the out-of-map rule and the
 adaptive grid (``sampling_ratio=0``) follow mmcv's kernel, so results agree with it to
-float rounding (tests/test_models/test_roi_align.py).
+float rounding (tests/test_models/test_layers/test_roi_align.py).
 
 The cost grows with the feature map (each RoI reads whole rows of its level): the
 win is on the small maps of CPU training at a few hundred pixels; at COCO sizes
@@ -57,18 +57,19 @@ def axis_weights(
         return weights
     bin_index = torch.arange(bins, device=start.device, dtype=torch.float32)
     sample = torch.arange(count, device=start.device, dtype=torch.float32)
+    samples_per_bin = grid.clamp(min=1)[:, None, None]
     # (K, bins, samples), in mmcv's order of operations
     position = (start[:, None, None] + bin_index[None, :, None] * bin_size[:, None, None]) + (
-        (sample[None, None, :] + 0.5) * bin_size[:, None, None] / grid.clamp(min=1)[:, None, None]
+        (sample[None, None, :] + 0.5) * bin_size[:, None, None] / samples_per_bin
     )
     used = (sample[None, None, :] < grid[:, None, None]) & (position >= -1) & (position <= size)
     position = position.clamp(min=0)
-    low = position.floor().long()
-    at_edge = low >= size - 1  # mmcv samples the last cell itself there
-    low = low.clamp(max=size - 1)
-    high = torch.where(at_edge, low, low + 1)
-    fraction = torch.where(at_edge, torch.zeros_like(position), position - low)
-    share = used / grid.clamp(min=1)[:, None, None]
+    # Beyond the last cell's centre both neighbours are the last cell, so its whole share
+    # lands there, as mmcv samples the last cell itself.
+    low = position.floor().long().clamp(max=size - 1)
+    high = (low + 1).clamp(max=size - 1)
+    fraction = position - low
+    share = used / samples_per_bin
     weights.scatter_add_(2, low, (1 - fraction) * share)
     weights.scatter_add_(2, high, fraction * share)
     return weights
