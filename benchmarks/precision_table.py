@@ -20,36 +20,31 @@ import sys
 from pathlib import Path
 from typing import Callable, Dict, List
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / 'benchmarks'))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
-from run_benchmarks import (  # noqa: E402
+
+from benchmarks.common import (  # noqa: E402
+    ROOT,
     SIZES,
     VARIANTS,
+    WARMUP,
     build_peer,
-    interleaved_medians,
-    median_ms,
+    medians,
     onnxruntime_call,
     recipe,
 )
-
-import mmeffformer  # noqa: E402,F401
-from mmeffformer.analysis import build_model, count_flops, keep_freed_memory  # noqa: E402
-from mmeffformer.models.deploy import switch_to_deploy  # noqa: E402
-from mmeffformer.models.layers.precision import cpu_info  # noqa: E402
+from mmeffformer.models import switch_to_deploy  # noqa: E402
+from mmeffformer.utils import cpu_info, keep_freed_memory, matmul_gflops  # noqa: E402
+from mmeffformer.utils.model_analysis import build_model, count_flops  # noqa: E402
 
 MODES = ('fp32 NCHW', 'fp32 channels-last', 'bf16 channels-last', 'bf16 deploy', 'ONNX Runtime')
 
 
 def matmul_rates(repeats: int) -> Dict[str, float]:
     """GFLOP/s of a 2048 x 2048 matrix product in fp32 and bf16."""
-    rates = {}
-    for name, dtype in (('fp32', torch.float32), ('bf16', torch.bfloat16)):
-        a, b = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
-        rates[name] = 2 * 2048**3 / median_ms(lambda a=a, b=b: a @ b, max(repeats, 10)) / 1e6
-    return rates
+    dtypes = (('fp32', torch.float32), ('bf16', torch.bfloat16))
+    return {name: matmul_gflops(WARMUP, max(repeats, 10), dtype) for name, dtype in dtypes}
 
 
 def images(size: tuple, layout: torch.memory_format) -> torch.Tensor:
@@ -90,7 +85,7 @@ def measure(names: List[str], sizes: List[str], repeats: int, onnx: bool) -> Lis
             else:
                 model, _ = build_model(recipe(name, size), 'backbone')
             flops = count_flops(lambda m=model, s=size: m(images(s, torch.contiguous_format)))
-            times = interleaved_medians(mode_calls(model, size, onnx), repeats)
+            times = medians(mode_calls(model, size, onnx), repeats)
             rows.append(dict(model=name, size=size_name, gflop=flops / 1e9, ms=times))
             print(name, size_name, {k: round(v, 1) for k, v in times.items()}, flush=True)
     return rows

@@ -43,7 +43,7 @@ def time_steps(settings: dict, checkpoint: str, steps: int, data: str) -> dict:
     import torch
 
     sys.path.insert(0, str(ROOT))
-    from mmeffformer.analysis import flush_denormals, keep_freed_memory
+    from mmeffformer.utils import flush_denormals, keep_freed_memory
 
     if settings.get('flush'):
         flush_denormals()
@@ -51,7 +51,7 @@ def time_steps(settings: dict, checkpoint: str, steps: int, data: str) -> dict:
     from mmengine.runner import Runner, load_checkpoint
 
     import mmeffformer  # noqa: F401
-    from mmeffformer.amp import amp_optim_wrapper
+    from mmeffformer.engine import amp_optim_wrapper
     from tests.helpers.downstream import build_from_config
 
     keep_freed_memory()
@@ -102,7 +102,7 @@ def main(argv=None) -> int:
         return 0
 
     sys.path.insert(0, str(ROOT))
-    from mmeffformer.models.layers.precision import cpu_info
+    from mmeffformer.utils.precision import cpu_info
 
     info = cpu_info()
     rows = []

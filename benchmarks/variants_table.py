@@ -15,22 +15,19 @@ import platform
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-import mmeffformer  # noqa: E402,F401
-from mmeffformer.analysis import (  # noqa: E402
+from benchmarks.common import ROOT, VARIANTS, WARMUP  # noqa: E402
+from mmeffformer.utils import keep_freed_memory, time_call  # noqa: E402
+from mmeffformer.utils.model_analysis import (  # noqa: E402
     build_model,
     count_flops,
     count_params,
-    keep_freed_memory,
     model_call,
-    time_call,
 )
 
-VARIANTS = ('l1', 'l3', 'l7', 'v2-s0', 'v2-s1', 'v2-s2', 'v2-l')
 PUBLISHED = {  # Mask R-CNN 1x box / mask AP, Semantic FPN mIoU (facts sheet)
     'l1': ('37.9', '35.4', '38.9'),
     'l3': ('41.4', '38.1', '43.5'),
@@ -68,7 +65,7 @@ def main(argv=None) -> int:
         backbone, scope = build_model(det, 'backbone')
         call = model_call(backbone, scope, 'backbone', 1, height, width, 'cpu')
         backbone_macs = count_flops(call) / 2e9
-        stats = time_call(call, warmup=2, repeats=args.repeats)
+        stats = time_call(call, warmup=WARMUP, repeats=args.repeats)
         detector, _ = build_model(det, 'model')
         det_macs = (
             count_flops(model_call(detector, 'mmdet', 'model', 1, height, width, 'cpu')) / 2e9

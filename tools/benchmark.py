@@ -24,14 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 import mmeffformer  # noqa: E402,F401
-from mmeffformer.analysis import (  # noqa: E402
-    build_model,
-    keep_freed_memory,
-    model_call,
-    time_call,
-)
-from mmeffformer.models.deploy import switch_to_deploy  # noqa: E402
-from mmeffformer.models.layers.precision import cpu_info  # noqa: E402
+from mmeffformer.models import switch_to_deploy  # noqa: E402
+from mmeffformer.utils import keep_freed_memory, time_call  # noqa: E402
+from mmeffformer.utils.model_analysis import build_model, model_call  # noqa: E402
+from mmeffformer.utils.precision import cpu_info  # noqa: E402
 
 
 def precision_call(call, device: str, dtype: torch.dtype):
@@ -66,7 +62,7 @@ def main(argv=None) -> dict:
     parser.add_argument(
         '--keep-freed-memory',
         action='store_true',
-        help='let glibc keep freed feature maps for reuse (see analysis.keep_freed_memory)',
+        help='let glibc keep freed feature maps for reuse (mmeffformer.utils.keep_freed_memory)',
     )
     args = parser.parse_args(argv)
     if args.keep_freed_memory and not keep_freed_memory():

@@ -34,8 +34,6 @@ from mmengine.config import Config  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import mmeffformer  # noqa: E402,F401
-from mmeffformer.amp import amp_optim_wrapper  # noqa: E402
-from mmeffformer.analysis import flush_denormals, keep_freed_memory  # noqa: E402
 from mmeffformer.datasets.synthetic import write_dataset  # noqa: E402
 from mmeffformer.demo.figures import grid, read_scalars, titled, training_curves  # noqa: E402
 from mmeffformer.demo.precision import (  # noqa: E402
@@ -50,7 +48,9 @@ from mmeffformer.demo.report import (  # noqa: E402
     report_markdown,
     summary_table,
 )
-from mmeffformer.models.layers.precision import cpu_has_native_bf16, cpu_info  # noqa: E402
+from mmeffformer.engine import amp_optim_wrapper  # noqa: E402
+from mmeffformer.utils import flush_denormals, keep_freed_memory  # noqa: E402
+from mmeffformer.utils.precision import cpu_has_native_bf16, cpu_info  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DET_CONFIG = ROOT / 'configs' / 'demo' / 'maskrcnn_effformer_l1_synthetic.py'
@@ -138,7 +138,7 @@ def scalars_of(runner: Runner) -> Dict[str, List[tuple]]:
 
 def predict(runner: Runner, count: int) -> list:
     """The model's predictions on the first ``count`` held-out images (float32)."""
-    from mmeffformer.amp import float32_predictions
+    from mmeffformer.engine import float32_predictions
 
     samples = []
     runner.model.eval()

@@ -20,14 +20,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import mmeffformer  # noqa: E402,F401
-from mmeffformer.analysis import build_model  # noqa: E402
-from mmeffformer.export import (  # noqa: E402
+from mmeffformer.deploy import (  # noqa: E402
     DEFAULT_OPSET,
     export_onnx,
     exportable,
     output_names,
     verify_onnx,
 )
+from mmeffformer.utils.model_analysis import build_model  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -63,7 +63,7 @@ def main(argv=None) -> int:
         load_pretrained_backbone(model, args.checkpoint, family=model.family)
     size = tuple(args.shape)
     if args.deploy:
-        from mmeffformer.models.deploy import switch_to_deploy
+        from mmeffformer.models import switch_to_deploy
 
         switch_to_deploy(model, sizes=[size])
     module = exportable(model, scope, args.part, size)

@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import mmeffformer  # noqa: E402,F401
-from mmeffformer.analysis import build_model, count_flops, count_params, model_call  # noqa: E402
+from mmeffformer.utils.model_analysis import build_model, count_flops, count_params, model_call  # noqa: E402
 
 
 def measure(config: str, part: str, height: int, width: int) -> dict:

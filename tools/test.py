@@ -24,7 +24,7 @@ from mmengine.config import Config  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import mmeffformer  # noqa: E402,F401
-from mmeffformer.cli import add_common_arguments, apply_amp_to_loops, load_config, parse  # noqa: E402
+from mmeffformer.utils.cli import add_common_arguments, apply_amp_to_loops, load_config, parse  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -77,7 +77,7 @@ def build_config(args: argparse.Namespace) -> Config:
 
 def main(argv=None) -> dict:
     from mmeffformer.datasets.checks import check_checkpoint_matches, check_data_roots
-    from mmeffformer.distributed import setup_cpu_distributed
+    from mmeffformer.engine import setup_cpu_distributed
 
     args = parse_args(argv)
     if args.deploy_dtype and not args.deploy:
@@ -90,7 +90,7 @@ def main(argv=None) -> dict:
     if args.deploy:
         from torch.nn.modules.batchnorm import _BatchNorm
 
-        from mmeffformer.models.deploy import switch_to_deploy
+        from mmeffformer.models import switch_to_deploy
 
         runner.load_or_resume()  # rewrite the loaded weights; test() will not load again
         dtype = getattr(torch, args.deploy_dtype) if args.deploy_dtype else None

@@ -16,8 +16,8 @@ from mmengine.config import Config  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import mmeffformer  # noqa: E402,F401  (registers modules, makes checkpoints loadable)
-from mmeffformer.amp import amp_optim_wrapper  # noqa: E402
-from mmeffformer.cli import (  # noqa: E402
+from mmeffformer.engine import amp_optim_wrapper  # noqa: E402
+from mmeffformer.utils.cli import (  # noqa: E402
     add_common_arguments,
     amp_device_and_dtype,
     apply_amp_to_loops,
@@ -58,7 +58,7 @@ def build_config(args: argparse.Namespace) -> Config:
 
 def main(argv=None) -> None:
     from mmeffformer.datasets.checks import check_data_roots, check_pretrained_files
-    from mmeffformer.distributed import setup_cpu_distributed
+    from mmeffformer.engine import setup_cpu_distributed
 
     cfg = build_config(parse_args(argv))
     check_data_roots(cfg)

@@ -21,7 +21,7 @@ from typing import Callable, Dict, List, Mapping, NamedTuple, Optional, Tuple
 
 import torch
 
-from mmeffformer.models.layers.attention_bias import first_appearance_offset_index
+from mmeffformer.utils.token_offsets import first_appearance_offset_index
 
 from .layouts import (
     StateDict,

@@ -13,8 +13,7 @@ from mmengine.runner.checkpoint import CheckpointLoader, load_checkpoint
 from mmeffformer.checkpoint import UnreadableCheckpointError, read_checkpoint
 from mmeffformer.datasets.synthetic import write_dataset
 from mmeffformer.models import EfficientFormer
-from tests.test_tools.test_distributed import write_config
-from tests.test_tools.test_test_tool import TINY, tiny_demo_config
+from tests.helpers.tiny_configs import TINY, tiny_demo_config, write_config
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED = 'expected a PyTorch / mmengine checkpoint (torch.save) or a .safetensors file'

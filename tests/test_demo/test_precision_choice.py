@@ -10,7 +10,7 @@ from mmengine.config import Config
 from mmeffformer.datasets.synthetic import write_dataset
 from mmeffformer.demo import precision
 from mmeffformer.demo.precision import choose_precision, training_step_seconds
-from tests.test_tools.test_test_tool import tiny_demo_config
+from tests.helpers.tiny_configs import tiny_demo_config
 
 
 def never(*_):

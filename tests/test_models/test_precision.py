@@ -9,9 +9,9 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from mmeffformer.models import EfficientFormer, EfficientFormerV2, switch_to_deploy
 from mmeffformer.models.layers.attention_bias import _CachedBias
 from mmeffformer.models.layers.layer_scale import LayerScale
-from mmeffformer.models.layers.precision import Float32Norm, cpu_has_native_bf16, cpu_info
+from mmeffformer.models.layers.precision import Float32Norm
+from tests.helpers.tiny_models import TINY_V1, randomise_batchnorm
 from tests.helpers.v2_reference import arch_dict
-from tests.test_models.test_deploy import TINY_V1, randomise_batchnorm
 
 MODELS = {
     'v1': lambda: EfficientFormer(TINY_V1),
@@ -113,11 +113,3 @@ def test_channels_last_training_matches_nchw(name):
         sum(o.square().mean() for o in out).backward()
     for (key, a), (_, b) in zip(nchw.named_parameters(), channels_last.named_parameters()):
         torch.testing.assert_close(a.grad, b.grad, rtol=1e-3, atol=1e-5, msg=key)
-
-
-def test_cpu_info_reports_the_model_and_bf16_flags():
-    info = cpu_info()
-    assert isinstance(info['model'], str) and info['model']
-    with open('/proc/cpuinfo') as f:
-        flags = next(line for line in f if line.startswith('flags')).split()
-    assert cpu_has_native_bf16() == ('amx_bf16' in flags or 'avx512_bf16' in flags)

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from mmeffformer.datasets.synthetic import write_dataset
+from tests.helpers.tiny_configs import write_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,43 +21,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(('127.0.0.1', 0))
         return sock.getsockname()[1]
-
-
-def write_config(tmp_path: Path, data: Path, batch_size: int) -> Path:
-    # Everything that could differ between 1 process x 2 images and 2 processes x 1 image
-    # is made per-sample: GroupNorm instead of BatchNorm, no dropout, no random augmentation.
-    text = f"""
-_base_ = ['{ROOT}/configs/demo/semfpn_effformer_l1_synthetic.py']
-data_root = '{data}/ade/'
-model = dict(
-    data_preprocessor=dict(size=(128, 128)),
-    backbone=dict(
-        arch=dict(_delete_=True, widths=(8, 16, 24, 32), depths=(1, 1, 1, 2), num_attention=1),
-        norm_cfg=dict(type='GN', num_groups=1), attn_bias_size=128),
-    neck=dict(in_channels=[8, 16, 24, 32]),
-    decode_head=dict(norm_cfg=dict(type='GN', num_groups=8), dropout_ratio=0.0),
-)
-pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='Resize', scale=(128, 128), keep_ratio=False),
-    dict(type='PackSegInputs'),
-]
-train_dataloader = dict(
-    batch_size={batch_size}, num_workers=0, persistent_workers=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(data_root=data_root, pipeline=pipeline))
-val_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root))
-test_dataloader = val_dataloader
-train_cfg = dict(max_iters=3, val_interval=100)
-default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=3))
-randomness = dict(seed=0)
-# plain SGD: Adam's normalisation would blow float noise on near-zero gradients up to lr
-optim_wrapper = dict(optimizer=dict(_delete_=True, type='SGD', lr=0.01))
-"""
-    path = tmp_path / f'ddp_b{batch_size}.py'
-    path.write_text(text)
-    return path
 
 
 def test_two_process_ddp_matches_single_process(tmp_path):

@@ -18,7 +18,7 @@ from mmengine.config import Config
 import mmeffformer  # noqa: F401
 from mmeffformer.datasets.checks import check_data_roots
 from mmeffformer.datasets.synthetic import write_dataset
-from tests.test_tools.test_distributed import write_config
+from tests.helpers.tiny_configs import write_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -155,7 +155,7 @@ def test_train_tool_names_a_corrupt_training_image(tmp_path, data):
 
 def test_checkpoint_for_the_wrong_arch_is_refused_by_test_tool(tmp_path, data):
     from tests.helpers.downstream import build_from_config
-    from tests.test_tools.test_test_tool import tiny_demo_config
+    from tests.helpers.tiny_configs import tiny_demo_config
 
     config = tiny_demo_config(tmp_path, data)
     cfg = Config.fromfile(str(config))

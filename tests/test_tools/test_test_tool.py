@@ -12,37 +12,10 @@ from mmengine.config import Config
 
 from mmeffformer.datasets.synthetic import write_dataset
 from tests.helpers.downstream import build_from_config
-from tests.helpers.v1_reference import ARCHS, authors_v1_state, to_downstream_v1
+from tests.helpers.tiny_configs import tiny_demo_config
+from tests.helpers.v1_reference import authors_v1_state, to_downstream_v1
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = dict(zip(('widths', 'depths', 'num_attention'), ARCHS['tiny']))
-
-
-def tiny_demo_config(tmp_path: Path, data: Path) -> Path:
-    """The demo detection config with a tiny backbone, pointing at ``data``."""
-    coco = f'{data}/coco/'
-    text = f"""
-_base_ = ['{ROOT}/configs/demo/maskrcnn_effformer_l1_synthetic.py']
-data_root = '{coco}'
-model = dict(
-    backbone=dict(arch=dict(_delete_=True, **{TINY!r}), attn_bias_size=128),
-    neck=dict(in_channels={list(TINY['widths'])}),
-    test_cfg=dict(rpn=dict(nms_pre=100, max_per_img=50), rcnn=dict(max_per_img=20)),
-)
-train_dataloader = dict(dataset=dict(data_root=data_root))
-val_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root))
-test_dataloader = val_dataloader
-val_evaluator = dict(
-    _delete_=True,
-    type='CocoMetric',
-    ann_file=data_root + 'annotations/instances_val2017.json',
-    metric=['bbox', 'segm'],
-)
-test_evaluator = val_evaluator
-"""
-    path = tmp_path / 'tiny_demo.py'
-    path.write_text(text)
-    return path
 
 
 def test_converted_authors_checkpoint_evaluates_with_coco_metric(tmp_path):

@@ -11,7 +11,7 @@ from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..deploy import switch_to_deploy
+from ..deploy_mode import switch_to_deploy
 from ..layers.attention_bias import _CachedBias
 from ..layers.conv_norm import ConvNorm
 from ..layers.precision import Float32Norm, check_deploy_dtype
@@ -201,7 +201,7 @@ class EfficientFormerBackboneBase(BaseModule):
         parts, optionally compute in ``dtype`` (channels-last), and precompute biases
         for ``sizes``.
 
-        See :func:`mmeffformer.models.deploy.switch_to_deploy`; not reversible.
+        See :func:`mmeffformer.models.deploy_mode.switch_to_deploy`; not reversible.
         """
         return switch_to_deploy(self, sizes, dtype)
 

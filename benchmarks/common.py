@@ -1,0 +1,79 @@
+"""What the benchmark scripts share: the recipes they build, the peers, ONNX Runtime calls."""
+
+from __future__ import annotations
+
+import copy
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable, Dict, Optional
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+import mmeffformer  # noqa: E402,F401
+from mmeffformer.deploy import export_onnx, output_names  # noqa: E402
+from mmeffformer.models import switch_to_deploy  # noqa: E402
+from mmeffformer.utils import interleaved_medians  # noqa: E402
+from mmeffformer.utils.model_analysis import model_call  # noqa: E402
+
+VARIANTS = ('l1', 'l3', 'l7', 'v2-s0', 'v2-s1', 'v2-s2', 'v2-l')
+PEERS = {'ResNet-50': 50, 'ResNet-18': 18}
+SIZES = {'512x512': (512, 512), '800x1216': (800, 1216)}
+WARMUP = 2
+
+
+def recipe(variant: str, size: tuple) -> str:
+    """The recipe whose official bias table fits the size (512: segmentation)."""
+    if size == (512, 512):
+        return str(ROOT / 'configs' / f'semfpn_effformer_{variant}_ade20k.py')
+    return str(ROOT / 'configs' / f'maskrcnn_effformer_{variant}_coco.py')
+
+
+def build_peer(depth: int) -> torch.nn.Module:
+    """mmdet's ResNet of ``depth`` with its 4 stages, in eval mode."""
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+
+    init_default_scope('mmdet')
+    model = MODELS.build(dict(type='ResNet', depth=depth, out_indices=(0, 1, 2, 3)))
+    model.eval()  # mmdet's ResNet.train() returns None: no chaining
+    return model
+
+
+def medians(calls: Dict[str, Callable[[], object]], repeats: int) -> Dict[str, float]:
+    """Median ms of each call after the benchmarks' warm-up, the calls timed in turns."""
+    return interleaved_medians(calls, WARMUP, repeats)
+
+
+def eval_and_deploy_calls(
+    model: torch.nn.Module, scope: str, part: str, size: tuple
+) -> Dict[str, Callable[[], object]]:
+    """One call per mode on the same weights: the model and a deployed copy."""
+    deployed = switch_to_deploy(copy.deepcopy(model), sizes=[size])
+    return {
+        'eval': model_call(model, scope, part, 1, *size, 'cpu'),
+        'deploy': model_call(deployed, scope, part, 1, *size, 'cpu'),
+    }
+
+
+def onnxruntime_call(module: torch.nn.Module, size: tuple, part: str) -> Callable[[], object]:
+    """``module`` exported at ``size`` and run by ONNX Runtime on this CPU's threads."""
+    import onnxruntime
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, 'model.onnx')
+        export_onnx(module, path, size, output_names(part))
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        session = onnxruntime.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+    image = torch.rand(1, 3, *size).numpy()
+    return lambda: session.run(None, {'image': image})
+
+
+def fmt(value: Optional[float], digits: int = 1) -> str:
+    return '—' if value is None else f'{value:.{digits}f}'

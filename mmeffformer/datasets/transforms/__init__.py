@@ -1,0 +1,5 @@
+"""Data transforms."""
+
+from .align_resize import AlignResize
+
+__all__ = ['AlignResize']

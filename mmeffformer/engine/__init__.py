@@ -1,0 +1,17 @@
+"""Training and evaluation machinery: optimizer wrappers, loops, stack fixes, CPU DDP."""
+
+from .amp import amp_optim_wrapper, check_amp
+from .distributed import setup_cpu_distributed
+from .optimizers import CPUAutocastOptimWrapper, warn_if_bf16_is_emulated
+from .runner import AutocastTestLoop, AutocastValLoop, float32_predictions
+
+__all__ = [
+    'AutocastTestLoop',
+    'AutocastValLoop',
+    'CPUAutocastOptimWrapper',
+    'amp_optim_wrapper',
+    'check_amp',
+    'float32_predictions',
+    'setup_cpu_distributed',
+    'warn_if_bf16_is_emulated',
+]

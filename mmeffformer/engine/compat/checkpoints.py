@@ -1,0 +1,87 @@
+"""mmengine checkpoint fixes applied when mmeffformer is imported.
+
+1. Trusted checkpoint loading on torch >= 2.6 (below); local files go through
+   :func:`mmeffformer.checkpoint.reading.read_checkpoint`, so ``load_from``,
+   ``--resume`` and ``init_cfg`` also read .safetensors and name a broken file.
+2. Atomic checkpoint saving: mmengine serialises a checkpoint in memory and then
+   opens the target with ``'wb'``, so a run killed while writing truncates the
+   file, possibly a good checkpoint of the same name. We write to a temporary
+   file beside it and ``os.replace`` it into place, which is atomic on POSIX.
+
+mmengine 0.10.7 calls ``torch.load(path, map_location=...)`` without
+``weights_only``. Since torch 2.6 that argument defaults to ``True`` and the
+unpickler then refuses mmengine's own checkpoints (they hold a ``HistoryBuffer``,
+numpy arrays and config objects), which breaks ``load_from``, ``--resume`` and
+``mmdet.apis.init_detector``.
+
+We do not change ``torch.load`` globally. Instead mmengine's checkpoint module
+gets a view of ``torch`` whose ``load`` defaults to ``weights_only=False``,
+restoring exactly the behaviour mmengine was written for: a checkpoint file is
+trusted code, as it was before torch 2.6. Callers that pass ``weights_only``
+explicitly keep their choice.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import types
+from typing import Any, Callable
+
+import torch
+
+
+class _TrustedLoadTorch(types.ModuleType):
+    """``torch`` as seen by mmengine's checkpoint module, with trusted loads."""
+
+    def __init__(self) -> None:
+        super().__init__('torch')
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(torch, name)
+
+    @staticmethod
+    def load(file: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(file, (str, os.PathLike)):
+            # a local file: .safetensors too, and errors that name the file
+            from mmeffformer.checkpoint.reading import read_checkpoint
+
+            return read_checkpoint(file, *args, **kwargs)
+        kwargs.setdefault('weights_only', False)
+        return torch.load(file, *args, **kwargs)
+
+
+def allow_trusted_checkpoints() -> None:
+    """Make mmengine's checkpoint loaders work on torch >= 2.6 (idempotent)."""
+    from mmengine.runner import checkpoint as mmengine_checkpoint
+
+    if not isinstance(mmengine_checkpoint.torch, _TrustedLoadTorch):
+        mmengine_checkpoint.torch = _TrustedLoadTorch()
+
+
+def _atomic(save: Callable) -> Callable:
+    @functools.wraps(save)
+    def atomic_save(checkpoint: dict, filename: str, *args: Any, **kwargs: Any) -> None:
+        if '://' in str(filename):  # remote backends: leave them to mmengine
+            return save(checkpoint, filename, *args, **kwargs)
+        temporary = f'{filename}.partial-{os.getpid()}'
+        try:
+            save(checkpoint, temporary, *args, **kwargs)
+            os.replace(temporary, filename)
+        finally:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+
+    atomic_save.is_atomic = True
+    return atomic_save
+
+
+def make_checkpoint_saving_atomic() -> None:
+    """Route mmengine's ``save_checkpoint`` (also as the runner uses it) through a
+    temporary file (idempotent)."""
+    from mmengine.runner import checkpoint as mmengine_checkpoint
+    from mmengine.runner import runner as mmengine_runner
+
+    if not getattr(mmengine_checkpoint.save_checkpoint, 'is_atomic', False):
+        mmengine_checkpoint.save_checkpoint = _atomic(mmengine_checkpoint.save_checkpoint)
+    mmengine_runner.save_checkpoint = mmengine_checkpoint.save_checkpoint

@@ -1,0 +1,5 @@
+"""Evaluation: metrics beyond mmdet's / mmseg's own."""
+
+from .metrics import ClasswiseIoUMetric
+
+__all__ = ['ClasswiseIoUMetric']

@@ -1,0 +1,5 @@
+"""Metrics."""
+
+from .classwise_iou_metric import ClasswiseIoUMetric
+
+__all__ = ['ClasswiseIoUMetric']

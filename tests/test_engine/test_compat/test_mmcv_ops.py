@@ -1,0 +1,23 @@
+"""mmcv's float32-only CPU ops take bf16 inputs once mmeffformer is imported."""
+
+from __future__ import annotations
+
+import torch
+
+
+def test_mmcv_ops_compute_in_float32_for_bf16_inputs():
+    from mmcv.ops import nms, roi_align
+
+    features = torch.rand(1, 4, 16, 16)
+    rois = torch.tensor([[0, 1.0, 1.0, 9.0, 12.0]])
+    want = roi_align(features, rois, (3, 3), 1.0, 2, 'avg', True)
+    bf16 = features.bfloat16().requires_grad_()
+    got = roi_align(bf16, rois.bfloat16(), (3, 3), 1.0, 2, 'avg', True)
+    assert got.dtype == torch.bfloat16  # computed in float32, returned in the input's dtype
+    torch.testing.assert_close(got.float(), want, rtol=2e-2, atol=2e-2)
+    got.sum().backward()  # the float32-only backward kernel too
+    assert bf16.grad.dtype == torch.bfloat16 and bf16.grad.sum() > 0
+    boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 10, 10], [20, 20, 30, 30.0]])
+    scores = torch.tensor([0.9, 0.8, 0.7])
+    _, keep = nms(boxes.bfloat16(), scores.bfloat16(), 0.5)
+    assert keep.tolist() == [0, 2]
