@@ -43,6 +43,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from mmeffformer.utils.export_mode import is_exporting
 from mmeffformer.utils.token_offsets import (
     GridSize,
     first_appearance_offset_index,
@@ -143,8 +144,21 @@ class RelativeOffsetBias(_CachedBias):
 
     def compute(self, query_grid: GridSize, key_grid: GridSize) -> torch.Tensor:
         dy, dx = offset_components(query_grid, key_grid, self.query_stride, self.table.device)
-        max_dy, max_dx = int(dy.max()), int(dx.max())
-        table = self.offset_table(max_dy, max_dx).flatten(1)
+        if is_exporting():
+            # grid sizes are traced: the table is resized to a size computed in the graph
+            # (at the pretraining grid that resize is the identity)
+            max_dx = dx.max()
+            size = (dy.max() + 1, max_dx + 1)
+            table = F.interpolate(
+                self.table.view(1, self.num_heads, self.pretrain_grid, self.pretrain_grid),
+                size=size,
+                mode='bicubic',
+                align_corners=True,
+            ).flatten(1, -1)
+            table = table.view(self.num_heads, -1)
+        else:
+            max_dy, max_dx = int(dy.max()), int(dx.max())
+            table = self.offset_table(max_dy, max_dx).flatten(1)
         return table[:, dy * (max_dx + 1) + dx]
 
 
@@ -182,7 +196,7 @@ class OfficialResizedBias(_CachedBias):
     def compute(self, query_grid: GridSize, key_grid: GridSize) -> torch.Tensor:
         dense = self.table[:, self.index]
         size = (query_grid[0] * query_grid[1], key_grid[0] * key_grid[1])
-        if tuple(dense.shape[1:]) == size:
+        if not is_exporting() and tuple(dense.shape[1:]) == size:
             return dense  # bicubic resizing to the same size is the identity
         resized = F.interpolate(dense.unsqueeze(0), size=size, mode='bicubic', align_corners=False)
         return resized.squeeze(0)

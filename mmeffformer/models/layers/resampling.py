@@ -18,6 +18,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from mmeffformer.utils.export_mode import is_exporting
+
 
 def _neighbour_counts(length: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """How many of the 3 positions ``i-1, i, i+1`` lie inside ``0..length-1``."""
@@ -45,6 +47,8 @@ def mean_pool3x3(x: torch.Tensor) -> torch.Tensor:
     """
     if x.dim() != 4:
         raise ValueError(f'mean_pool3x3 expects an NCHW tensor, got shape {tuple(x.shape)}')
+    if is_exporting():  # the runtimes' own pooling, at any traced size
+        return F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
     channels, height, width = x.shape[1:]
     kernel = x.new_ones(channels, 1, 3, 3)
     total = F.conv2d(x, kernel, padding=1, groups=channels)
@@ -72,6 +76,8 @@ def resize_bilinear(x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
 
     Bilinear interpolation is separable: ``out = A_h @ x @ A_w^T``.
     """
+    if is_exporting():  # the runtimes' own resize, to a size computed in the graph
+        return F.interpolate(x, size=size, mode='bilinear', align_corners=False)
     height, width = x.shape[-2:]
     out_height, out_width = int(size[0]), int(size[1])
     if (height, width) == (out_height, out_width):

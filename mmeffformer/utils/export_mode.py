@@ -1,0 +1,15 @@
+"""Whether the current call is being traced for export (ONNX, TorchScript)."""
+
+from __future__ import annotations
+
+import torch
+
+
+def is_exporting() -> bool:
+    """True while ``torch.onnx.export`` or ``torch.jit.trace`` records the model.
+
+    Layers then take the plain PyTorch op (``avg_pool2d``, ``interpolate``) and
+    compute sizes from the traced shapes, so one exported file serves every
+    input size; the CPU-tuned equivalents bake the traced size into constants.
+    """
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
