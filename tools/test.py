@@ -1,13 +1,19 @@
-"""Evaluate a checkpoint: COCO box / mask AP (mmdet) or mIoU (mmseg).
+"""Evaluate a checkpoint or an exported model: COCO box / mask AP (mmdet) or mIoU (mmseg).
 
 Usage: python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl]
                             [--show-dir DIR] [--deploy [--deploy-dtype D]] [--amp]
                             [--cfg-options k=v ...]
                             [--launcher ...]
+       python tools/test.py CONFIG MODEL.onnx --backend onnxruntime|openvino
+                            [--precision default|fp32|bf16] [--device cpu|cuda]
+                            [--out ...] [--show-dir ...] [--cfg-options ...]
 
 The evaluator is the config's (mmdet's CocoMetric, mmseg's IoUMetric); progress
 is logged every few iterations. A checkpoint converted from the authors' files
-with tools/convert_weights.py loads here like any other.
+with tools/convert_weights.py loads here like any other. A file written by
+tools/export_onnx.py --part model runs in the chosen runtime on the config's
+test data and metric; a file exported from another model than the config's is
+refused before evaluation.
 """
 
 from __future__ import annotations
@@ -44,7 +50,46 @@ def parse_args(argv=None) -> argparse.Namespace:
         choices=['bfloat16', 'float16', 'float32'],
         help='with --deploy: the backbone computes in this dtype, channels-last',
     )
-    return parse(parser, argv)
+    parser.add_argument(
+        '--backend',
+        choices=['onnxruntime', 'openvino'],
+        help='runtime of an exported .onnx model (default: onnxruntime)',
+    )
+    parser.add_argument(
+        '--precision',
+        choices=['default', 'fp32', 'bf16'],
+        default='default',
+        help="the runtime's precision (openvino's default is bf16 on AMX CPUs)",
+    )
+    parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
+    args = parse(parser, argv)
+    exported = args.checkpoint.endswith('.onnx')
+    if args.backend and not exported:
+        parser.error(f'--backend runs an exported .onnx model, got {args.checkpoint}')
+    if exported and (args.deploy or args.amp):
+        parser.error('--deploy / --amp apply to PyTorch checkpoints, not to an .onnx model')
+    if exported:
+        args.backend = args.backend or 'onnxruntime'
+    return args
+
+
+def use_exported_model(cfg: Config, args: argparse.Namespace) -> None:
+    """``cfg.model`` becomes the exported file in its runtime, after checking it fits."""
+    from mmeffformer.deploy import (
+        check_file_fits,
+        describe,
+        exportable,
+        exported_model_cfg,
+        read_metadata,
+    )
+    from mmeffformer.utils.model_analysis import build_model_from_cfg
+
+    scope = cfg.get('default_scope', 'mmdet')
+    expected = describe(exportable(build_model_from_cfg(cfg), scope, 'model'))
+    check_file_fits(read_metadata(args.checkpoint), expected, args.checkpoint)
+    runtime = dict(backend=args.backend, precision=args.precision, device=args.device)
+    cfg.model = exported_model_cfg(cfg.model, scope, args.checkpoint, **runtime)
+    cfg.load_from = None
 
 
 def build_config(args: argparse.Namespace) -> Config:
@@ -55,6 +100,8 @@ def build_config(args: argparse.Namespace) -> Config:
     apply_amp_to_loops(cfg, args)
     # the backbone's own pretrained file is not needed: the checkpoint has everything
     cfg.model.backbone.init_cfg = None
+    if args.backend:
+        use_exported_model(cfg, args)
     detection = cfg.get('default_scope') == 'mmdet'
     if args.out:
         if not args.out.endswith(('.pkl', '.pickle')):
@@ -86,6 +133,9 @@ def main(argv=None) -> dict:
     check_data_roots(cfg, loaders=('test_dataloader',))
     setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
+    if args.backend:
+        runner.logger.info(f'exported model {args.checkpoint} in {runner.model.runtime.describe()}')
+        return runner.test()
     check_checkpoint_matches(runner.model, cfg.load_from)
     if args.deploy:
         from torch.nn.modules.batchnorm import _BatchNorm

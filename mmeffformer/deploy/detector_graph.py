@@ -48,7 +48,9 @@ def pad_to_divisor(image: torch.Tensor, divisor: int) -> torch.Tensor:
     return F.pad(image, [0, pad_w, 0, pad_h])
 
 
-def grid_anchors(base: torch.Tensor, feature: torch.Tensor, stride: Tuple[int, int]) -> torch.Tensor:
+def grid_anchors(
+    base: torch.Tensor, feature: torch.Tensor, stride: Tuple[int, int]
+) -> torch.Tensor:
     """mmdet's ``AnchorGenerator.single_level_grid_priors``: (H * W * A, 4), row-major."""
     height, width = feature.shape[-2:]
     xs = torch.arange(width, device=base.device).to(base.dtype) * stride[0]
@@ -143,7 +145,9 @@ class DenseHeadGraph(nn.Module):
         cls_scores, bbox_preds = self.head(feats)
         all_boxes, all_scores, all_groups = [], [], []
         for level, (cls_score, bbox_pred) in enumerate(zip(cls_scores, bbox_preds)):
-            anchors = grid_anchors(getattr(self, f'base_anchors{level}'), cls_score, self.strides[level])
+            anchors = grid_anchors(
+                getattr(self, f'base_anchors{level}'), cls_score, self.strides[level]
+            )
             deltas = bbox_pred[0].permute(1, 2, 0).reshape(-1, 4)
             scores = cls_score[0].permute(1, 2, 0).reshape(-1, self.num_classes).sigmoid()
             if self.is_rpn:  # one class; mmdet sorts and keeps nms_pre (no score threshold)
@@ -219,7 +223,9 @@ class BoxStage(nn.Module):
         super().__init__()
         name = type(head).__name__
         _require(
-            hasattr(head, 'fc_cls') and hasattr(head, 'bbox_coder') and not head.custom_cls_channels,
+            hasattr(head, 'fc_cls')
+            and hasattr(head, 'bbox_coder')
+            and not head.custom_cls_channels,
             'bbox head',
             name,
             'Shared2FCBBoxHead / ConvFCBBoxHead / BBoxHead with softmax classes',
@@ -253,9 +259,14 @@ class TwoStageGraph(nn.Module):
         self.with_mask = bool(roi_head.with_mask)
         if self.with_mask:
             mask_heads = roi_head.mask_head if cascade else [roi_head.mask_head]
-            mask_extractors = roi_head.mask_roi_extractor if cascade else [roi_head.mask_roi_extractor]
+            mask_extractors = (
+                roi_head.mask_roi_extractor if cascade else [roi_head.mask_roi_extractor]
+            )
             _require(
-                not roi_head.share_roi_extractor, 'shared RoI extractor', True, 'separate extractors'
+                not roi_head.share_roi_extractor,
+                'shared RoI extractor',
+                True,
+                'separate extractors',
             )
             self.mask_features = nn.ModuleList(RoIFeatures(e) for e in mask_extractors)
             self.mask_heads = nn.ModuleList(mask_heads)

@@ -1,55 +1,123 @@
-"""An exported file checked against PyTorch with ONNX Runtime."""
+"""An exported file checked against PyTorch at several input sizes."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from typing import List, Sequence, Tuple
 
 import numpy as np
 import torch
 import torch.nn as nn
 
+from .backends import build_backend
+from .detector_graph import DetectorGraph
+
 
 @dataclass
 class Verification:
-    """Largest differences between ONNX Runtime and PyTorch, per output."""
+    """Largest differences between a runtime and PyTorch at one input size, per output."""
 
-    names: List[str]
-    max_abs: List[float]
-    max_rel: List[float]  # max |ort - torch| / max |torch|
+    size: Tuple[int, int]
+    names: List[str] = field(default_factory=list)
+    max_abs: List[float] = field(default_factory=list)
+    max_rel: List[float] = field(default_factory=list)  # relative to the output's scale
+
+    def add(self, name: str, max_abs: float, max_rel: float) -> None:
+        self.names.append(name)
+        self.max_abs.append(max_abs)
+        self.max_rel.append(max_rel)
 
     def worst_rel(self) -> float:
-        return max(self.max_rel)
+        return max(self.max_rel, default=0.0)
 
     def __str__(self) -> str:
         rows = (
             f'{name}: max abs diff {a:.3g}, relative to max |output| {r:.3g}'
             for name, a, r in zip(self.names, self.max_abs, self.max_rel)
         )
-        return '\n'.join(rows)
+        return f'input {self.size[0]}x{self.size[1]}:\n  ' + '\n  '.join(rows)
+
+
+def second_size(size: Tuple[int, int]) -> Tuple[int, int]:
+    """A size near ``size`` that is neither square nor a multiple of 32 on either side."""
+    height = max(33, round(size[0] * 0.8))
+    width = max(height + 7, round(size[1] * 1.1))
+    while height % 32 == 0:
+        height += 3
+    while width % 32 == 0 or width == height:
+        width += 5
+    return height, width
+
+
+def _compare_maps(result: Verification, names, got, want) -> None:
+    for name, runtime_out, torch_out in zip(names, got, want):
+        torch_out = torch_out.numpy()
+        if runtime_out.shape != torch_out.shape:
+            raise AssertionError(
+                f'{name}: exported output shape {runtime_out.shape} differs from PyTorch '
+                f'{torch_out.shape}'
+            )
+        diff = float(np.abs(runtime_out - torch_out).max())
+        result.add(name, diff, diff / max(float(np.abs(torch_out).max()), 1e-12))
+
+
+def _compare_detections(result: Verification, got, want, score_thr: float) -> None:
+    """Each PyTorch detection above ``score_thr`` against the file's closest of its class."""
+    side = float(max(result.size))
+    want = [w.numpy() for w in want]
+    keep_w, keep_g = want[1] >= score_thr, got[1] >= score_thr
+    want = [w[keep_w] for w in want]
+    got = [g[keep_g] for g in got]
+    count_gap = abs(len(want[0]) - len(got[0]))
+    result.add(f'detections (score >= {score_thr})', count_gap, math.inf if count_gap else 0.0)
+    if count_gap or not len(want[0]):
+        return
+    box_err, score_err, mask_err = 0.0, 0.0, 0.0
+    for index in range(len(want[0])):
+        same_class = np.nonzero(got[2] == want[2][index])[0]
+        if not len(same_class):
+            result.add('labels', 1, math.inf)
+            return
+        gaps = np.abs(got[0][same_class] - want[0][index]).max(axis=1)
+        match = same_class[int(np.argmin(gaps))]
+        box_err = max(box_err, float(gaps.min()))
+        score_err = max(score_err, float(abs(got[1][match] - want[1][index])))
+        if len(want) > 3:
+            mask_err = max(mask_err, float(np.abs(got[3][match] - want[3][index]).max()))
+    result.add('boxes (pixels; relative to the image side)', box_err, box_err / side)
+    result.add('scores', score_err, score_err)
+    if len(want) > 3:
+        result.add('masks (probabilities)', mask_err, mask_err)
 
 
 def verify_onnx(
-    module: nn.Module, path: str, size: Tuple[int, int], names: Sequence[str], batch: int = 1
-) -> Verification:
-    """Run the file with ONNX Runtime (CPU) and PyTorch on the same random images."""
-    import onnxruntime
-
-    images = torch.rand(batch, 3, *size, generator=torch.Generator().manual_seed(0))
-    session = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
-    got = session.run(list(names), {'image': images.numpy()})
-    with torch.no_grad():
-        want = module(images)
-    if isinstance(want, torch.Tensor):
-        want = [want]
-    max_abs, max_rel = [], []
-    for ort_out, torch_out in zip(got, want):
-        torch_out = torch_out.numpy()
-        if ort_out.shape != torch_out.shape:
-            raise AssertionError(
-                f'ONNX output shape {ort_out.shape} differs from PyTorch {torch_out.shape}'
-            )
-        diff = float(np.abs(ort_out - torch_out).max())
-        max_abs.append(diff)
-        max_rel.append(diff / max(float(np.abs(torch_out).max()), 1e-12))
-    return Verification(list(names), max_abs, max_rel)
+    module: nn.Module,
+    path: str,
+    sizes: Sequence[Tuple[int, int]],
+    names: Sequence[str],
+    batch: int = 1,
+    backend: str = 'onnxruntime',
+    score_thr: float = 0.3,
+) -> List[Verification]:
+    """Run the file and PyTorch on the same random images, one check per size."""
+    runtime = build_backend(backend, path, precision='fp32')
+    detector = isinstance(module, DetectorGraph)
+    results = []
+    for seed, size in enumerate(sizes):
+        generator = torch.Generator().manual_seed(seed)
+        if detector:  # normalised images: roughly zero mean, unit variance
+            images = torch.randn(1, 3, *size, generator=generator)
+        else:
+            images = torch.rand(batch, 3, *size, generator=generator)
+        got = runtime(images.numpy())
+        with torch.no_grad():
+            want = module(images)
+        want = [want] if isinstance(want, torch.Tensor) else list(want)
+        result = Verification(tuple(size))
+        if detector:
+            _compare_detections(result, got, want, score_thr)
+        else:
+            _compare_maps(result, names, got, want)
+        results.append(result)
+    return results

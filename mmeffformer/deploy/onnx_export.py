@@ -1,79 +1,159 @@
-"""ONNX export of a backbone or a Semantic FPN segmentor.
+"""ONNX export of a backbone, an mmseg segmentor or an mmdet detector, at any input size.
 
 Choices (also in docs/deploy.md):
 
 - TorchScript-based exporter (``dynamo=False``): it needs no extra packages and
   handles every op used here; opset 17 by default (the first with a native
-  LayerNormalization).
-- Fixed height and width: the attention biases are computed for one token
-  grid and stored in the graph as constants, so another size needs another
-  export. Only the batch axis can be made dynamic (``dynamic_batch``).
-- Outputs: the backbone's four feature maps (``stage0`` .. ``stage3``); for a
-  segmentor, the class logits resized to the input size (``seg_logits``),
-  i.e. mmseg's ``encode_decode``.
+  LayerNormalization; RoiAlign's ``half_pixel`` mode needs 16).
+- Height and width are dynamic: the attention biases, pooling and resizes are
+  computed in the graph from the traced sizes (see
+  :func:`mmeffformer.utils.export_mode.is_exporting`), so one file serves every
+  input size; the example size only drives the trace. ``dynamic_batch`` also
+  frees the batch axis (not for detectors, which take one image).
+- Outputs: the backbone's feature maps (``stage0`` .. ``stage3``); for a
+  segmentor the class logits at the input size (``seg_logits``); for a detector
+  the detections of :class:`~mmeffformer.deploy.detector_graph.DetectorGraph`.
+- The file records what it holds (task, model type, number of classes) in its
+  metadata, so a runtime can refuse a file that does not fit a config.
 """
 
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
+
+from .detector_graph import DetectorGraph, UnsupportedModelError
 
 DEFAULT_OPSET = 17
+METADATA_PREFIX = 'mmeffformer.'
 
 
-class SegmentorLogits(nn.Module):
-    """mmseg ``encode_decode`` at a fixed size: images -> logits at input size."""
+class SegmentorGraph(nn.Module):
+    """mmseg ``encode_decode`` at the traced size: images -> logits at the input size."""
 
-    def __init__(self, segmentor: nn.Module, size: Tuple[int, int]) -> None:
+    output_names = ['seg_logits']
+
+    def __init__(self, segmentor: nn.Module) -> None:
         super().__init__()
+        name = type(segmentor).__name__
+        if name != 'EncoderDecoder':
+            raise UnsupportedModelError(
+                f'cannot export segmentor {name!r}; supported: EncoderDecoder'
+            )
         self.segmentor = segmentor
-        self.meta = [dict(img_shape=tuple(size), ori_shape=tuple(size), pad_shape=tuple(size))]
+        self.align_corners = bool(segmentor.decode_head.align_corners)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.segmentor.encode_decode(images, self.meta * images.shape[0])
+        logits = self.segmentor.decode_head(self.segmentor.extract_feat(images))
+        return F.interpolate(
+            logits, size=images.shape[-2:], mode='bilinear', align_corners=self.align_corners
+        )
 
 
-def exportable(model: nn.Module, scope: str, part: str, size: Tuple[int, int]) -> nn.Module:
-    """The module to trace: the backbone itself, or a segmentor's logits."""
+def exportable(model: nn.Module, scope: str, part: str) -> nn.Module:
+    """The module to trace: the backbone itself, a segmentor's logits or a detector's detections."""
     if part == 'backbone':
         return model
-    if scope != 'mmseg':
-        raise ValueError(
-            f"ONNX export of a whole model supports mmseg segmentors only, got scope '{scope}' "
-            "(export the detector's backbone with part='backbone')"
+    if scope == 'mmseg':
+        return SegmentorGraph(model)
+    if scope == 'mmdet':
+        return DetectorGraph(model)
+    raise UnsupportedModelError(
+        f"cannot export a whole model of scope {scope!r}; supported: 'mmseg', 'mmdet'"
+    )
+
+
+def output_names(module: nn.Module) -> List[str]:
+    """The exported outputs of ``module`` (a backbone's are its stages)."""
+    names = getattr(module, 'output_names', None)
+    if names is not None:
+        return list(names)
+    return [f'stage{i}' for i in getattr(module, 'out_indices', range(4))]
+
+
+def describe(module: nn.Module) -> Dict[str, str]:
+    """Metadata written into the file: task, model type and number of classes."""
+    if isinstance(module, SegmentorGraph):
+        model = module.segmentor
+        return dict(
+            task='segmentation',
+            model=type(model).__name__,
+            classes=str(model.decode_head.num_classes),
         )
-    return SegmentorLogits(model, size)
+    if isinstance(module, DetectorGraph):
+        model = module.detector
+        head = model.roi_head.bbox_head if hasattr(model, 'roi_head') else model.bbox_head
+        head = head[-1] if isinstance(head, nn.ModuleList) else head
+        return dict(
+            task='detection',
+            model=type(model).__name__,
+            classes=str(head.num_classes),
+            masks=str(module.with_mask),
+        )
+    return dict(task='backbone', model=type(module).__name__)
 
 
-def output_names(part: str) -> List[str]:
-    return [f'stage{i}' for i in range(4)] if part == 'backbone' else ['seg_logits']
+def read_metadata(path: str) -> Dict[str, str]:
+    """The ``mmeffformer.*`` metadata of an exported file (empty for other files)."""
+    import onnx
+
+    model = onnx.load(path, load_external_data=False)
+    return {
+        p.key[len(METADATA_PREFIX) :]: p.value
+        for p in model.metadata_props
+        if p.key.startswith(METADATA_PREFIX)
+    }
+
+
+def _dynamic_axes(module: nn.Module, names: List[str], dynamic_batch: bool) -> dict:
+    image = {2: 'height', 3: 'width'}
+    if isinstance(module, DetectorGraph):
+        return {'image': image, **{name: {0: 'detections'} for name in names}}
+    batch = {0: 'batch'} if dynamic_batch else {}
+    axes = {'image': {**batch, **image}}
+    for name in names:
+        axes[name] = {**batch, 2: f'{name}_height', 3: f'{name}_width'}
+    return axes
 
 
 def export_onnx(
     module: nn.Module,
     path: str,
     size: Tuple[int, int],
-    names: Sequence[str],
+    names: Optional[List[str]] = None,
     opset: int = DEFAULT_OPSET,
     dynamic_batch: bool = False,
     batch: int = 1,
-) -> None:
-    """Trace ``module`` on a ``(batch, 3, H, W)`` input and write ``path``."""
+) -> List[str]:
+    """Trace ``module`` on a ``(batch, 3, H, W)`` example, write ``path``, return the outputs."""
+    import onnx
+
+    if isinstance(module, DetectorGraph) and (dynamic_batch or batch != 1):
+        raise ValueError(
+            'a detector file takes one image: dynamic_batch and batch > 1 are not supported'
+        )
+    if isinstance(module, DetectorGraph) and opset < 16:
+        raise ValueError(f'detector export needs opset >= 16 (RoiAlign half_pixel), got {opset}')
+    names = list(names) if names is not None else output_names(module)
     module.eval()
     example = torch.rand(batch, 3, *size)
-    dynamic_axes = None
-    if dynamic_batch:
-        dynamic_axes = {name: {0: 'batch'} for name in ['image', *names]}
     with torch.no_grad():
         torch.onnx.export(
             module,
             (example,),
             path,
             input_names=['image'],
-            output_names=list(names),
+            output_names=names,
             opset_version=opset,
-            dynamic_axes=dynamic_axes,
+            dynamic_axes=_dynamic_axes(module, names, dynamic_batch),
             dynamo=False,
         )
+    model = onnx.load(path)
+    for key, value in describe(module).items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = METADATA_PREFIX + key, value
+    onnx.save(model, path)
+    return names

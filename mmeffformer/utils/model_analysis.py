@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Callable, Tuple
 
 import torch
@@ -12,9 +13,16 @@ from torch.utils.flop_counter import FlopCounterMode
 def build_model(config: str, part: str) -> Tuple[nn.Module, str]:
     """``(model, scope)``: the whole detector / segmentor, or its backbone only."""
     from mmengine.config import Config
-    from mmengine.registry import init_default_scope
 
     cfg = Config.fromfile(config)
+    return build_model_from_cfg(cfg, part), cfg.get('default_scope', 'mmdet')
+
+
+def build_model_from_cfg(cfg, part: str = 'model') -> nn.Module:
+    """The config's model (or backbone) with random weights, in eval mode."""
+    from mmengine.registry import init_default_scope
+
+    cfg = copy.deepcopy(cfg)
     scope = cfg.get('default_scope', 'mmdet')
     cfg.model.backbone.init_cfg = None  # random weights: speed and FLOPs do not care
     if cfg.model.get('pretrained'):
@@ -25,7 +33,7 @@ def build_model(config: str, part: str) -> Tuple[nn.Module, str]:
     else:
         from mmdet.registry import MODELS
     model = MODELS.build(cfg.model if part == 'model' else cfg.model.backbone)
-    return model.eval(), scope
+    return model.eval()
 
 
 def model_call(

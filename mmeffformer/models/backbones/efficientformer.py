@@ -11,13 +11,12 @@ from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmcv.cnn.bricks import DropPath
 
 from mmeffformer.registry import MODELS
+from mmeffformer.utils.export_mode import is_exporting
 
 from ..layers.attention import biased_attention
 from ..layers.attention_bias import build_attention_bias
 from ..layers.conv_norm import ConvNorm
 from ..layers.layer_scale import LayerScale, fold_layer_scale
-from mmeffformer.utils.export_mode import is_exporting
-
 from ..layers.resampling import MeanPool3x3, mean_pool3x3, neighbour_count_map
 from .base import EfficientFormerBackboneBase, Stem, check_arch, drop_path_rates, run_block
 

@@ -1,0 +1,129 @@
+"""Runtimes for an exported file behind one interface: ``backend(image) -> outputs``.
+
+- ``onnxruntime``: ONNX Runtime; CPU, or CUDA when its provider is installed
+  and ``device='cuda'``.
+- ``openvino``: OpenVINO on the CPU. ``precision='default'`` keeps OpenVINO's
+  own choice (bf16 on a CPU with AMX, else fp32); ``'fp32'`` forces float32,
+  ``'bf16'`` asks for bf16.
+
+Both come with ``pip install 'mmeffformer[deploy]'`` (``make setup`` installs it).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+
+BACKENDS = ('onnxruntime', 'openvino')
+PRECISIONS = ('default', 'fp32', 'bf16')
+EXTRA = "pip install 'mmeffformer[deploy]'"
+
+
+def _import(module: str, package: str):
+    try:
+        return __import__(module)
+    except ImportError as error:
+        raise ImportError(
+            f'the {package!r} runtime is not installed; install the deploy extra: {EXTRA} '
+            f'(or: pip install {package})'
+        ) from error
+
+
+class Backend:
+    """An exported file loaded in a runtime; call it on a float32 NCHW image."""
+
+    name = ''
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.output_names: List[str] = []
+        self.precision = 'fp32'
+
+    def __call__(self, image: np.ndarray) -> List[np.ndarray]:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return f'{self.name} ({self.precision})'
+
+
+class OnnxRuntimeBackend(Backend):
+    name = 'onnxruntime'
+
+    def __init__(self, path: str, device: str = 'cpu', threads: Optional[int] = None) -> None:
+        super().__init__(path)
+        ort = _import('onnxruntime', 'onnxruntime')
+        providers = ['CPUExecutionProvider']
+        if device == 'cuda':
+            if 'CUDAExecutionProvider' not in ort.get_available_providers():
+                raise RuntimeError(
+                    'device cuda asked for, but this onnxruntime has no CUDAExecutionProvider '
+                    f'(available: {ort.get_available_providers()}); install onnxruntime-gpu'
+                )
+            providers.insert(0, 'CUDAExecutionProvider')
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(path, options, providers=providers)
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self.device = device
+
+    def __call__(self, image: np.ndarray) -> List[np.ndarray]:
+        return self.session.run(self.output_names, {'image': np.ascontiguousarray(image)})
+
+    def describe(self) -> str:
+        return f'onnxruntime ({self.device}, fp32)'
+
+
+class OpenVINOBackend(Backend):
+    name = 'openvino'
+
+    def __init__(
+        self, path: str, precision: str = 'default', threads: Optional[int] = None
+    ) -> None:
+        super().__init__(path)
+        ov = _import('openvino', 'openvino')
+        core = ov.Core()
+        config: Dict[str, str] = {}
+        if precision == 'fp32':
+            config['INFERENCE_PRECISION_HINT'] = 'f32'
+        elif precision == 'bf16':
+            config['INFERENCE_PRECISION_HINT'] = 'bf16'
+        if threads:
+            config['INFERENCE_NUM_THREADS'] = str(threads)
+        self.compiled = core.compile_model(path, 'CPU', config)
+        self.request = self.compiled.create_infer_request()
+        self.output_names = [o.get_any_name() for o in self.compiled.outputs]
+        self.precision = str(self.compiled.get_property('INFERENCE_PRECISION_HINT'))
+
+    def __call__(self, image: np.ndarray) -> List[np.ndarray]:
+        results = self.request.infer({'image': np.ascontiguousarray(image)})
+        return [np.asarray(results[output]) for output in self.compiled.outputs]
+
+    def describe(self) -> str:
+        return f'openvino (CPU, {self.precision})'
+
+
+def build_backend(
+    name: str,
+    path: str,
+    precision: str = 'default',
+    device: str = 'cpu',
+    threads: Optional[int] = None,
+) -> Backend:
+    """Load ``path`` in runtime ``name``; errors name the accepted values."""
+    if name not in BACKENDS:
+        raise ValueError(f'backend must be one of {BACKENDS}, got {name!r}')
+    if precision not in PRECISIONS:
+        raise ValueError(f'precision must be one of {PRECISIONS}, got {precision!r}')
+    if not str(path).endswith('.onnx'):
+        raise ValueError(f'an exported model is an .onnx file, got {path!r}')
+    builders: Dict[str, Callable[[], Backend]] = {
+        'onnxruntime': lambda: OnnxRuntimeBackend(path, device, threads),
+        'openvino': lambda: OpenVINOBackend(path, precision, threads),
+    }
+    if name == 'onnxruntime' and precision == 'bf16':
+        raise ValueError("onnxruntime runs these files in fp32; precision 'bf16' is openvino's")
+    if name == 'openvino' and device != 'cpu':
+        raise ValueError(f'the openvino backend runs on the CPU, got device {device!r}')
+    return builders[name]()
