@@ -19,16 +19,46 @@ Choices (also in docs/deploy.md):
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from functools import partial
 from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from mmeffformer.utils.export_mode import is_exporting
+
 from .detector_graph import DetectorGraph, UnsupportedModelError
 
 DEFAULT_OPSET = 17
 METADATA_PREFIX = 'mmeffformer.'
+
+
+def _traced_upsample(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """mmseg's ``Upsample`` by its factor: the same output, but sized by the runtime.
+
+    mmseg computes the output size with ``int()``, which a trace records as a
+    constant of the example size; for the integer factors its heads use, the
+    scale-factor form gives the same size and the same sampling positions.
+    """
+    return F.interpolate(
+        x, scale_factor=module.scale_factor, mode=module.mode, align_corners=module.align_corners
+    )
+
+
+@contextmanager
+def _upsampling_sized_at_run_time(model: nn.Module):
+    from mmseg.models.utils import Upsample
+
+    patched = [m for m in model.modules() if isinstance(m, Upsample) and not m.size]
+    for module in patched:
+        module.forward = partial(_traced_upsample, module)
+    try:
+        yield
+    finally:
+        for module in patched:
+            del module.forward
 
 
 class SegmentorGraph(nn.Module):
@@ -47,7 +77,11 @@ class SegmentorGraph(nn.Module):
         self.align_corners = bool(segmentor.decode_head.align_corners)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        logits = self.segmentor.decode_head(self.segmentor.extract_feat(images))
+        if is_exporting():
+            with _upsampling_sized_at_run_time(self.segmentor):
+                logits = self.segmentor.decode_head(self.segmentor.extract_feat(images))
+        else:
+            logits = self.segmentor.decode_head(self.segmentor.extract_feat(images))
         return F.interpolate(
             logits, size=images.shape[-2:], mode='bilinear', align_corners=self.align_corners
         )
