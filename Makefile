@@ -9,7 +9,7 @@ WHEELS ?= ../shared/wheels
 FIND_LINKS := $(if $(wildcard $(WHEELS)/mmcv-*.whl),--find-links $(WHEELS),)
 STAMP := $(VENV)/.mmeffformer-installed
 REQS := requirements/torch.txt requirements/mminstall.txt requirements/runtime.txt \
-        requirements/tests.txt requirements/export.txt setup.py
+        requirements/tests.txt requirements/export.txt requirements/deploy.txt setup.py
 
 .PHONY: setup test lint format demo demo-smoke clean-venv
 
@@ -24,7 +24,7 @@ $(STAMP): $(REQS)
 		-r requirements/mminstall.txt
 	# runtime.txt then pins the setuptools that torch and mmengine need (see there).
 	$(PIP) install -q -r requirements/runtime.txt -r requirements/tests.txt \
-		-r requirements/export.txt
+		-r requirements/export.txt -r requirements/deploy.txt
 	MMEFFFORMER_SKIP_MIM=1 $(PIP) install -q --no-deps --no-build-isolation -e .
 	$(PY) -c "import torch, mmcv.ops, mmdet, mmseg, mmeffformer; \
 		assert torch.__version__.startswith('2.13.0'), torch.__version__"

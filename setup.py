@@ -51,8 +51,12 @@ setup(
     + read_requirements('mminstall.txt')
     + read_requirements('runtime.txt'),
     extras_require={
-        'tests': read_requirements('tests.txt') + read_requirements('export.txt'),
+        'tests': read_requirements('tests.txt')
+        + read_requirements('export.txt')
+        + read_requirements('deploy.txt'),
         'export': read_requirements('export.txt'),
+        # the runtimes: ONNX Runtime (in export.txt) and OpenVINO
+        'deploy': read_requirements('export.txt') + read_requirements('deploy.txt'),
     },
     zip_safe=False,
 )

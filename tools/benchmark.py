@@ -3,10 +3,13 @@
 Usage: python tools/benchmark.py CONFIG [--part backbone|model] [--shape H W]
            [--batch N] [--threads T] [--dtype float32|bfloat16|float16] [--channels-last]
            [--device cpu|cuda] [--warmup W] [--repeats R] [--deploy] [--keep-freed-memory]
+       python tools/benchmark.py CONFIG --backend onnxruntime|openvino --model MODEL.onnx
+           [--precision default|fp32|bf16] [--shape H W] [--threads T] [--warmup W] [--repeats R]
 
 Prints the machine (CPU model and its bf16 flags), threads, dtype, layout and
 device, then the median latency with its inter-quartile range, the minimum and
-the throughput (images / s).
+the throughput (images / s). With --backend, the exported file (tools/export_onnx.py)
+runs in that runtime on a random normalised image of --shape.
 
 Reduced dtypes: in eval mode the model runs under autocast; with --deploy the
 EfficientFormer backbones compute in the dtype themselves (switch_to_deploy(...,
@@ -42,6 +45,37 @@ def precision_call(call, device: str, dtype: torch.dtype):
     return autocast_call
 
 
+def machine_line(args, precision: str, mode: str) -> str:
+    cpu = cpu_info()
+    return (
+        f'{Path(args.config).name} {args.part} {args.shape[0]}x{args.shape[1]} '
+        f'batch {args.batch} | '
+        f'{args.device} ({cpu["model"]}; bf16 flags: {", ".join(cpu["bf16_flags"]) or "none"}), '
+        f'{args.threads} threads, {precision}, torch {torch.__version__}, {mode}'
+    )
+
+
+def timing_line(args, stats: dict) -> str:
+    return (
+        f'median {stats["median"]:.1f} ms (IQR {stats["q1"]:.1f}-{stats["q3"]:.1f}), '
+        f'min {stats["min"]:.1f} ms, {args.batch * 1000 / stats["median"]:.2f} img/s '
+        f'({args.warmup} warm-up, {args.repeats} timed)'
+    )
+
+
+def benchmark_exported(args) -> dict:
+    """Time an exported file in its runtime, printed like the PyTorch path."""
+    from mmeffformer.deploy import build_backend
+
+    runtime = build_backend(args.backend, args.model, args.precision, args.device, args.threads)
+    image = torch.randn(args.batch, 3, *args.shape).numpy()
+    stats = time_call(lambda: runtime(image), args.warmup, args.repeats)
+    args.part = 'model'
+    print(machine_line(args, runtime.describe(), f'exported {Path(args.model).name}'))
+    print(timing_line(args, stats))
+    return stats
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config')
@@ -64,7 +98,19 @@ def main(argv=None) -> dict:
         action='store_true',
         help='let glibc keep freed feature maps for reuse (mmeffformer.utils.keep_freed_memory)',
     )
+    parser.add_argument('--backend', choices=['onnxruntime', 'openvino'])
+    parser.add_argument('--model', help='with --backend: the exported .onnx file')
+    parser.add_argument(
+        '--precision',
+        choices=['default', 'fp32', 'bf16'],
+        default='default',
+        help="with --backend: the runtime's precision (openvino's default is bf16 on AMX)",
+    )
     args = parser.parse_args(argv)
+    if bool(args.backend) != bool(args.model):
+        parser.error('--backend and --model go together (an exported file and its runtime)')
+    if args.backend:
+        return benchmark_exported(args)
     if args.keep_freed_memory and not keep_freed_memory():
         parser.error('--keep-freed-memory: glibc mallopt is not available here')
     if args.device == 'cuda' and not torch.cuda.is_available():
@@ -85,20 +131,12 @@ def main(argv=None) -> dict:
     )
     call = precision_call(call, args.device, dtype)
     stats = time_call(call, args.warmup, args.repeats)
-    cpu = cpu_info()
-    print(
-        f'{Path(args.config).name} {args.part} {height}x{width} batch {args.batch} | '
-        f'{args.device} ({cpu["model"]}; bf16 flags: {", ".join(cpu["bf16_flags"]) or "none"}), '
-        f'{args.threads} threads, {args.dtype}, '
-        f'{"channels-last" if args.channels_last else "NCHW"}, torch {torch.__version__}, '
-        f'{"deploy" if args.deploy else "eval"} mode'
-        + (', glibc keeps freed memory' if args.keep_freed_memory else '')
-    )
-    print(
-        f'median {stats["median"]:.1f} ms (IQR {stats["q1"]:.1f}-{stats["q3"]:.1f}), '
-        f'min {stats["min"]:.1f} ms, {args.batch * 1000 / stats["median"]:.2f} img/s '
-        f'({args.warmup} warm-up, {args.repeats} timed)'
-    )
+    layout = 'channels-last' if args.channels_last else 'NCHW'
+    mode = f'{"deploy" if args.deploy else "eval"} mode'
+    if args.keep_freed_memory:
+        mode += ', glibc keeps freed memory'
+    print(machine_line(args, f'{args.dtype}, {layout}', mode))
+    print(timing_line(args, stats))
     return stats
 
 

@@ -74,7 +74,9 @@ def main(argv=None) -> int:
         switch_to_deploy(model, sizes=[size])
     module = exportable(model, scope, args.part)
     names = export_onnx(module, args.out, size, opset=args.opset, dynamic_batch=args.dynamic_batch)
-    print(f'wrote {args.out} (opset {args.opset}, outputs {", ".join(names)}; height and width free)')
+    print(
+        f'wrote {args.out} (opset {args.opset}, outputs {", ".join(names)}; height and width free)'
+    )
     if args.no_verify:
         return 0
     batch = 2 if args.dynamic_batch else 1

@@ -94,7 +94,9 @@ class OpenVINOBackend(Backend):
         self.compiled = core.compile_model(path, 'CPU', config)
         self.request = self.compiled.create_infer_request()
         self.output_names = [o.get_any_name() for o in self.compiled.outputs]
-        self.precision = str(self.compiled.get_property('INFERENCE_PRECISION_HINT'))
+        hint = self.compiled.get_property('INFERENCE_PRECISION_HINT')
+        name = hint.get_type_name() if hasattr(hint, 'get_type_name') else str(hint)
+        self.precision = {'f32': 'fp32', 'f16': 'fp16'}.get(name, name)
 
     def __call__(self, image: np.ndarray) -> List[np.ndarray]:
         results = self.request.infer({'image': np.ascontiguousarray(image)})

@@ -108,13 +108,19 @@ def output_names(module: nn.Module) -> List[str]:
     return [f'stage{i}' for i in getattr(module, 'out_indices', range(4))]
 
 
+def _backbone_name(backbone: nn.Module) -> str:
+    widths = getattr(backbone, 'widths', None)
+    return type(backbone).__name__ + (f' widths {list(widths)}' if widths is not None else '')
+
+
 def describe(module: nn.Module) -> Dict[str, str]:
-    """Metadata written into the file: task, model type and number of classes."""
+    """Metadata written into the file: task, model, backbone and number of classes."""
     if isinstance(module, SegmentorGraph):
         model = module.segmentor
         return dict(
             task='segmentation',
             model=type(model).__name__,
+            backbone=_backbone_name(model.backbone),
             classes=str(model.decode_head.num_classes),
         )
     if isinstance(module, DetectorGraph):
@@ -124,10 +130,11 @@ def describe(module: nn.Module) -> Dict[str, str]:
         return dict(
             task='detection',
             model=type(model).__name__,
+            backbone=_backbone_name(model.backbone),
             classes=str(head.num_classes),
             masks=str(module.with_mask),
         )
-    return dict(task='backbone', model=type(module).__name__)
+    return dict(task='backbone', model=_backbone_name(module))
 
 
 def read_metadata(path: str) -> Dict[str, str]:
