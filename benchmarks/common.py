@@ -16,7 +16,7 @@ if str(ROOT) not in sys.path:
 import torch  # noqa: E402
 
 import mmeffformer  # noqa: E402,F401
-from mmeffformer.deploy import export_onnx, output_names  # noqa: E402
+from mmeffformer.deploy import export_onnx  # noqa: E402
 from mmeffformer.models import switch_to_deploy  # noqa: E402
 from mmeffformer.utils import interleaved_medians  # noqa: E402
 from mmeffformer.utils.model_analysis import model_call  # noqa: E402
@@ -67,7 +67,7 @@ def onnxruntime_call(module: torch.nn.Module, size: tuple, part: str) -> Callabl
 
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, 'model.onnx')
-        export_onnx(module, path, size, output_names(part))
+        export_onnx(module, path, size)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
         session = onnxruntime.InferenceSession(path, options, providers=['CPUExecutionProvider'])

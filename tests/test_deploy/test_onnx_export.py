@@ -1,4 +1,5 @@
-"""Backbones exported to ONNX match PyTorch in ONNX Runtime; unsupported exports are refused."""
+"""Backbones and segmentors exported to ONNX match PyTorch in ONNX Runtime and OpenVINO,
+at sizes other than the traced one; unsupported exports are refused."""
 
 from __future__ import annotations
 
@@ -8,7 +9,14 @@ import onnxruntime
 import pytest
 import torch
 
-from mmeffformer.deploy import export_onnx, exportable, output_names, verify_onnx
+from mmeffformer.deploy import (
+    UnsupportedModelError,
+    build_backend,
+    export_onnx,
+    exportable,
+    output_names,
+    verify_onnx,
+)
 from mmeffformer.models import EfficientFormer, EfficientFormerV2, switch_to_deploy
 from tests.helpers.tiny_models import TINY_V1, randomise_batchnorm
 from tests.helpers.v2_reference import arch_dict
@@ -21,6 +29,9 @@ def tiny_backbones():
         'v1-relative': lambda: EfficientFormer(TINY_V1),
         'v1-official': lambda: EfficientFormer(TINY_V1, attn_bias='official', attn_bias_size=128),
         'v2-relative': lambda: EfficientFormerV2(arch_dict('tiny')),
+        'v2-official': lambda: EfficientFormerV2(
+            arch_dict('tiny'), attn_bias='official', attn_bias_size=128
+        ),
     }
 
 
@@ -36,7 +47,7 @@ def test_backbone_export_matches_pytorch(tmp_path, name, deploy):
     if deploy:
         switch_to_deploy(model, sizes=[SIZE])
     path = str(tmp_path / 'backbone.onnx')
-    export_onnx(model, path, SIZE, output_names('backbone'))
+    export_onnx(model, path, SIZE)
     onnx.checker.check_model(onnx.load(path))
     session = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
     got = session.run(None, {'image': images.numpy()})
@@ -47,23 +58,40 @@ def test_backbone_export_matches_pytorch(tmp_path, name, deploy):
         assert error <= 1e-4 * np.abs(want.numpy()).max(), error
 
 
+@pytest.mark.parametrize('backend', ['onnxruntime', 'openvino'])
+@pytest.mark.parametrize('name', sorted(tiny_backbones()))
+def test_one_file_serves_sizes_it_was_not_traced_at(tmp_path, name, backend):
+    model = tiny_backbones()[name]()
+    randomise_batchnorm(model)
+    for bias in (m for m in model.modules() if hasattr(m, 'table')):
+        bias.table.data.normal_()  # biases that matter: resized in the graph per size
+    model.eval()
+    path = str(tmp_path / 'backbone.onnx')
+    export_onnx(model, path, SIZE)
+    runtime = build_backend(backend, path, precision='fp32')
+    for size in [(64, 64), (83, 117), (130, 97)]:
+        images = torch.rand(1, 3, *size)
+        with torch.no_grad():
+            want = model(images)
+        got = runtime(images.numpy())
+        for out, ref in zip(got, want):
+            assert out.shape == tuple(ref.shape)
+            error = np.abs(out - ref.numpy()).max()
+            assert error <= 1e-4 * np.abs(ref.numpy()).max(), (size, error)
+
+
 def test_dynamic_batch_runs_other_batch_sizes(tmp_path):
     model = EfficientFormerV2(arch_dict('tiny')).eval()
     path = str(tmp_path / 'backbone.onnx')
-    export_onnx(model, path, SIZE, output_names('backbone'), dynamic_batch=True)
-    result = verify_onnx(model, path, SIZE, output_names('backbone'), batch=3)
+    names = export_onnx(model, path, SIZE, dynamic_batch=True)
+    (result,) = verify_onnx(model, path, [SIZE], names, batch=3)
     assert result.worst_rel() <= 1e-4, str(result)
 
 
-def test_fixed_size_export_rejects_another_size(tmp_path):
-    model = EfficientFormer(TINY_V1).eval()
-    path = str(tmp_path / 'backbone.onnx')
-    export_onnx(model, path, SIZE, output_names('backbone'))
-    session = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
-    with pytest.raises(Exception, match='(?i)dimension|shape'):
-        session.run(None, {'image': np.zeros((1, 3, 64, 64), dtype=np.float32)})
+def test_output_names_follow_out_indices():
+    assert output_names(EfficientFormer(TINY_V1, out_indices=(1, 3))) == ['stage1', 'stage3']
 
 
-def test_whole_detector_export_is_refused_with_the_reason():
-    with pytest.raises(ValueError, match="mmseg segmentors only, got scope 'mmdet'"):
-        exportable(torch.nn.Identity(), 'mmdet', 'model', SIZE)
+def test_unknown_scope_is_refused_with_the_supported_ones():
+    with pytest.raises(UnsupportedModelError, match="scope 'mmpretrain'.*'mmseg', 'mmdet'"):
+        exportable(torch.nn.Identity(), 'mmpretrain', 'model')

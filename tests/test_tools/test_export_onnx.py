@@ -1,12 +1,15 @@
-"""tools/export_onnx.py writes a Semantic FPN file that it verifies itself, and refuses bad output names."""
+"""tools/export_onnx.py writes a Semantic FPN file of free height and width that it verifies
+itself at two sizes, and refuses bad output names."""
 
 from __future__ import annotations
 
 import re
 
+import numpy as np
 import onnx
 import pytest
 
+from mmeffformer.deploy import build_backend
 from tests.helpers.scripts import ROOT, load_script
 from tests.helpers.tiny_configs import tiny_segmentor_config
 
@@ -19,11 +22,17 @@ def test_tool_exports_and_verifies_a_segmentor(tmp_path, capsys):
     status = export_tool.main(args + ['--shape', '96', '128', '--deploy', '--tolerance', '1e-4'])
     printed = capsys.readouterr().out
     assert status == 0, printed  # the tool's own check at the README's 1e-4
-    relative = re.search(r'seg_logits: max abs diff \S+, relative to max \|output\| (\S+)', printed)
-    assert relative and float(relative[1]) <= 1e-4, printed
+    checked = re.findall(
+        r'input (\d+)x(\d+):\n  seg_logits: max abs diff \S+, relative to max \|output\| (\S+)',
+        printed,
+    )
+    assert [(h, w) for h, w, _ in checked] == [('96', '128'), ('77', '141')], printed
+    assert all(float(r) <= 1e-4 for _, _, r in checked), printed  # non-square, not x32 too
     graph = onnx.load(str(out)).graph
-    dims = [d.dim_value for d in graph.output[0].type.tensor_type.shape.dim]
-    assert dims == [1, 4, 96, 128]  # 4 classes, logits resized to the input
+    dims = graph.output[0].type.tensor_type.shape.dim
+    assert [d.dim_param for d in dims[2:]] == ['seg_logits_height', 'seg_logits_width']
+    (logits,) = build_backend('onnxruntime', str(out))(np.zeros((1, 3, 70, 90), np.float32))
+    assert logits.shape == (1, 4, 70, 90)  # 4 classes at the input size
 
 
 def test_tool_rejects_bad_output_name(tmp_path):
