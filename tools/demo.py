@@ -6,7 +6,9 @@
    backbone starts from the Semantic FPN one (the recipes start from pretrained backbones;
    no ImageNet weights can be downloaded here), each with mmengine's runner from
    ``configs/demo/``, evaluating on the held-out split (mmseg IoUMetric, mmdet CocoMetric);
-4. prints a table of metrics against targets and writes ``report.md``, prediction
+4. exports both trained models to ONNX and evaluates each file in ONNX Runtime and
+   OpenVINO with the same test loop and metric (next to PyTorch's);
+5. prints a table of metrics against targets and writes ``report.md``, prediction
    pictures and training curves (from mmengine's scalars.json) to ``--out``.
 
 The terminal shows one progress line per phase; mmengine's full logs are in the work dirs.
@@ -35,6 +37,7 @@ from mmengine.runner import Runner  # noqa: E402
 
 import mmeffformer  # noqa: E402,F401
 from mmeffformer.datasets.synthetic import write_dataset  # noqa: E402
+from mmeffformer.demo.exported import evaluate_exported  # noqa: E402
 from mmeffformer.demo.figures import grid, read_scalars, titled, training_curves  # noqa: E402
 from mmeffformer.demo.precision import (  # noqa: E402
     PRECISIONS,
@@ -57,6 +60,7 @@ DET_CONFIG = ROOT / 'configs' / 'demo' / 'maskrcnn_effformer_l1_synthetic.py'
 SEG_CONFIG = ROOT / 'configs' / 'demo' / 'semfpn_effformer_l1_synthetic.py'
 DEFAULT_SEED = 0
 SCORE_THRESHOLD = 0.5  # boxes drawn in the prediction pictures
+RUNTIMES = ('onnxruntime', 'openvino')
 
 
 def point_to_data(cfg: Config, root: Path, detection: bool) -> None:
@@ -269,6 +273,16 @@ def main(argv=None) -> int:
         )
     seconds['pictures'] = time.perf_counter() - start
 
+    start = time.perf_counter()
+    print('exporting both models, evaluating them in ONNX Runtime and OpenVINO')
+    with console_to(out / 'deployment.log'):
+        deployment = [
+            row
+            for name, runner in (('Semantic FPN', seg_runner), ('Mask R-CNN', det_runner))
+            for row in evaluate_exported(name, runner, out, RUNTIMES)
+        ]
+    seconds['export and runtimes'] = time.perf_counter() - start
+
     info = cpu_info()
     result = DemoResult(
         seed=args.seed,
@@ -298,6 +312,7 @@ def main(argv=None) -> int:
         seconds=seconds,
         iterations={'Semantic FPN': seg_iters, 'Mask R-CNN': det_iters},
         pictures=['predictions_maskrcnn.png', 'predictions_semfpn.png', 'training_curves.png'],
+        deployment=deployment,
     )
     (out / 'report.md').write_text(report_markdown(result))
     (out / 'metrics.json').write_text(json.dumps(vars(result), indent=2))

@@ -22,6 +22,9 @@ class DemoResult:
     seconds: Dict[str, float]  # phase -> seconds, in order
     iterations: Dict[str, int]
     pictures: List[str] = field(default_factory=list)
+    #: the trained models in PyTorch and in each runtime: model, backend, precision,
+    #: metrics (name -> percent), ms_per_image
+    deployment: List[dict] = field(default_factory=list)
 
     def verdicts(self) -> List[tuple]:
         """``(metric, value, target, met)`` for every target."""
@@ -35,11 +38,32 @@ class DemoResult:
         return all(met for *_, met in self.verdicts())
 
 
+DEPLOYMENT_METRICS = ('box AP', 'mask AP', 'mIoU')
+
+
+def deployment_rows(result: DemoResult) -> List[List[str]]:
+    """model, backend, precision, each metric ('-' where the model has none), ms / image."""
+    return [
+        [row['model'], row['backend'], row['precision']]
+        + [f'{row["metrics"][m]:.1f}' if m in row['metrics'] else '-' for m in DEPLOYMENT_METRICS]
+        + [f'{row["ms_per_image"]:.0f}']
+        for row in result.deployment
+    ]
+
+
+DEPLOYMENT_HEADER = ['model', 'backend', 'precision', *DEPLOYMENT_METRICS, 'ms / image']
+
+
 def summary_table(result: DemoResult) -> str:
     """The short table printed at the end of ``make demo``."""
     lines = [f'{"metric":<8} {"value":>6} {"target":>7}  met?', '-' * 30]
     for name, value, target, met in result.verdicts():
         lines.append(f'{name:<8} {value:6.1f} {target:7.1f}  {"yes" if met else "NO"}')
+    if result.deployment:
+        widths = [14, 12, 14, 7, 7, 7, 10]
+        lines += ['', 'the trained models exported, evaluated in each runtime (held-out set):']
+        for cells in [DEPLOYMENT_HEADER] + deployment_rows(result):
+            lines.append(' '.join(f'{c:<{w}}' for c, w in zip(cells, widths)).rstrip())
     total = sum(result.seconds.values())
     lines.append('-' * 30)
     lines.append(
@@ -84,6 +108,20 @@ def report_markdown(result: DemoResult) -> str:
             f'{name} {value:.1f}' for name, value in result.metrics.items() if name not in TARGETS
         ),
         '',
+        *(
+            [
+                '## Exported models in each runtime',
+                '',
+                'The trained models exported with `tools/export_onnx.py --part model --deploy` '
+                "(one file each, free height and width) and evaluated by the config's test loop "
+                'and metric; ms / image is the whole test loop (data, model, metric) per image.',
+                '',
+                *_markdown_table(DEPLOYMENT_HEADER, deployment_rows(result)),
+                '',
+            ]
+            if result.deployment
+            else []
+        ),
         '## Time per phase',
         '',
         *_markdown_table(

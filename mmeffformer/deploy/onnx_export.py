@@ -19,6 +19,7 @@ Choices (also in docs/deploy.md):
 
 from __future__ import annotations
 
+import warnings
 from contextlib import contextmanager
 from functools import partial
 from typing import Dict, List, Optional, Tuple
@@ -181,7 +182,10 @@ def export_onnx(
     names = list(names) if names is not None else output_names(module)
     module.eval()
     example = torch.rand(batch, 3, *size)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # Shape-dependent Python branches are recorded as constants; the ones left are
+        # fixed by the model (channels, classes), and the file is checked at other sizes.
+        warnings.simplefilter('ignore', torch.jit.TracerWarning)
         torch.onnx.export(
             module,
             (example,),

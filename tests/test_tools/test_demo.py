@@ -59,6 +59,22 @@ def test_demo_smoke_trains_evaluates_and_reports(tmp_path):
         assert [step for step, _ in read_scalars(scalars)[key]] == [1, 2], phase
     curves = cv2.imread(str(tmp_path / 'training_curves.png'))
     assert curves is not None and curves.shape[1] > curves.shape[0]
+    # both trained models exported and evaluated in each runtime, next to PyTorch
+    rows = metrics['deployment']
+    assert [(r['model'], r['backend']) for r in rows] == [
+        (model, backend)
+        for model in ('Semantic FPN', 'Mask R-CNN')
+        for backend in ('pytorch', 'onnxruntime', 'openvino')
+    ]
+    for first in (0, 3):
+        pytorch, onnxruntime = rows[first], rows[first + 1]
+        assert set(pytorch['metrics']) == set(onnxruntime['metrics'])
+        for name, value in pytorch['metrics'].items():  # fp32 in both
+            assert abs(onnxruntime['metrics'][name] - value) <= 0.1, (name, rows)
+    assert 'evaluated in each runtime' in run.stdout
+    assert re.search(r'^Mask R-CNN +openvino +\S+ +[\d.]+ +[\d.]+ +- +\d+$', run.stdout, re.M)
+    assert '## Exported models in each runtime' in report
+    assert (tmp_path / 'maskrcnn.onnx').is_file() and (tmp_path / 'semfpn.onnx').is_file()
 
 
 @pytest.mark.skipif(

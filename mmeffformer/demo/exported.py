@@ -1,0 +1,65 @@
+"""The demo's deployment step: the trained models exported and evaluated in each runtime.
+
+Each trained model is exported once (deploy mode, whole model, free height and width)
+and run through the config's own test loop and metric, in PyTorch and in every runtime,
+so the rows differ only in what computes the outputs.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+from mmengine.runner import Runner
+
+from mmeffformer.deploy import export_onnx, exportable, exported_model_cfg
+from mmeffformer.models import switch_to_deploy
+
+#: metric keys of each task -> the demo's names (and the scale to percent)
+METRICS = {
+    'mmdet': {'box/bbox_mAP': ('box AP', 100.0), 'mask/segm_mAP': ('mask AP', 100.0)},
+    'mmseg': {'mIoU': ('mIoU', 1.0)},
+}
+TRACE_SIZE = (160, 160)
+
+
+def timed_test(runner: Runner) -> tuple:
+    """``(metrics, seconds per image)`` of one run of the runner's test loop."""
+    start = time.perf_counter()
+    metrics = runner.test()
+    return metrics, (time.perf_counter() - start) / len(runner.test_dataloader.dataset)
+
+
+def evaluate_exported(
+    model_name: str, runner: Runner, out: Path, backends: Sequence[str]
+) -> List[Dict[str, object]]:
+    """Rows of backend, precision, metrics and seconds per image for one trained model."""
+    cfg = runner.cfg
+    scope = cfg.default_scope
+    names = METRICS[scope]
+
+    def row(backend: str, precision: str, metrics: dict, seconds: float) -> dict:
+        values = {label: scale * float(metrics[key]) for key, (label, scale) in names.items()}
+        return dict(model=model_name, backend=backend, precision=precision,
+                    metrics=values, ms_per_image=1000 * seconds)  # fmt: skip
+
+    # PyTorch: the trained runner's own test loop (bf16 autocast where it trained in bf16)
+    autocast = isinstance(cfg.get('test_cfg'), dict) and cfg.test_cfg.get('fp16')
+    rows = [row('pytorch', 'bf16 autocast' if autocast else 'fp32', *timed_test(runner))]
+    deployed = switch_to_deploy(copy.deepcopy(runner.model).float().eval(), sizes=[TRACE_SIZE])
+    name = Path(cfg.work_dir).name
+    path = str(out / f'{name}.onnx')
+    export_onnx(exportable(deployed, scope, 'model'), path, TRACE_SIZE)
+    for backend in backends:
+        exported = copy.deepcopy(cfg)
+        exported.model = exported_model_cfg(cfg.model, scope, path, backend=backend)
+        exported.test_cfg = dict(type='TestLoop')
+        exported.work_dir = str(out / f'{name}_{backend}')
+        exported.load_from = None
+        exported.experiment_name = f'{name}_{backend}_{time.time_ns()}'
+        test_runner = Runner.from_cfg(exported)
+        precision = test_runner.model.runtime.precision
+        rows.append(row(backend, precision, *timed_test(test_runner)))
+    return rows
