@@ -106,9 +106,15 @@ def batched_nms_keep(
 
 
 def _sorted_top(scores: torch.Tensor, limit: int) -> torch.Tensor:
-    """Indices of the ``limit`` highest scores, highest first (all when fewer or limit <= 0)."""
-    order = scores.sort(descending=True)[1]
-    return order[:limit] if limit > 0 else order
+    """Indices of the ``limit`` highest scores, highest first (all when fewer or limit <= 0).
+
+    A top-k whose k is computed in the graph: a full sort of the 180k anchors of an
+    800x1216 image's first level, then a slice, was several times slower in ONNX Runtime.
+    """
+    if limit <= 0:
+        return scores.sort(descending=True)[1]
+    count = torch.clamp(torch.as_tensor(scores.shape[0]), max=limit)
+    return scores.topk(count)[1]
 
 
 class DenseHeadGraph(nn.Module):

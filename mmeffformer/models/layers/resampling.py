@@ -85,3 +85,36 @@ def resize_bilinear(x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
     cols = _linear_weights(out_width, width, x)  # (w, W)
     rows = _linear_weights(out_height, height, x).t()  # (H, h)
     return torch.matmul(rows, torch.matmul(x, cols))
+
+
+def _cubic_weights(t: torch.Tensor, a: float = -0.75) -> torch.Tensor:
+    """Keys' cubic convolution weights of the taps at ``-1, 0, 1, 2`` for offsets ``t``."""
+
+    def near(x: torch.Tensor) -> torch.Tensor:  # |x| <= 1
+        return ((a + 2) * x - (a + 3)) * x * x + 1
+
+    def far(x: torch.Tensor) -> torch.Tensor:  # 1 < |x| < 2
+        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+
+    return torch.stack([far(t + 1), near(t), near(1 - t), far(2 - t)], dim=-1)
+
+
+def bicubic_matrix(out_size, in_size: int, like: torch.Tensor) -> torch.Tensor:
+    """``(out_size, in_size)`` matrix ``M`` with ``M @ v`` = ``v`` resized bicubically.
+
+    The same sampling as ``F.interpolate(mode='bicubic', align_corners=False)``
+    (source ``(i + 0.5) * in / out - 0.5``, A = -0.75, border taps clamped), built
+    from element-wise ops, so ``out_size`` may be a traced size: a 2-D bicubic
+    resize is then two matrix products, where ONNX Runtime's own cubic Resize
+    took seconds on attention-bias-sized matrices.
+    """
+    out_index = torch.arange(out_size, device=like.device).to(like.dtype)
+    scale = in_size / torch.as_tensor(out_size).to(like.dtype)
+    source = (out_index + 0.5) * scale - 0.5
+    base = torch.floor(source)
+    weights = _cubic_weights(source - base)  # (out, 4)
+    taps = base[:, None] + torch.arange(-1, 3, device=like.device).to(like.dtype)
+    taps = taps.clamp(0, in_size - 1)  # (out, 4), border values repeated
+    columns = torch.arange(in_size, device=like.device).to(like.dtype)
+    hits = (taps[:, :, None] == columns[None, None, :]).to(like.dtype)  # (out, 4, in)
+    return (weights[:, :, None] * hits).sum(dim=1)
