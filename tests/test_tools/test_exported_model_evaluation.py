@@ -123,26 +123,25 @@ def test_exported_segmentor_evaluates_like_pytorch(workspace, backend, tmp_path)
 
 def test_file_of_another_model_is_refused_before_evaluation(workspace, tmp_path):
     _, spaces = workspace
-    status, log = run_tool(
-        'test.py', spaces['det']['config'], spaces['seg']['onnx'], '--work-dir', tmp_path
+    test_tool = load_script(TOOLS / 'test.py')
+    config, work = str(spaces['det']['config']), ['--work-dir', str(tmp_path)]
+    with pytest.raises(ValueError) as refused:  # raised before any runner or dataloader
+        test_tool.main([config, str(spaces['seg']['onnx']), *work])
+    assert "does not fit the config: task: file 'segmentation', config 'detection'" in str(
+        refused.value
     )
-    assert status != 0
-    assert "does not fit the config: task: file 'segmentation', config 'detection'" in log
-    assert 'Iter(test)' not in log
-    status, log = run_tool(
-        'test.py', spaces['det']['config'], spaces['det']['onnx'], '--work-dir', tmp_path,
-        '--cfg-options', 'model.roi_head.bbox_head.num_classes=4',
-        'model.roi_head.mask_head.num_classes=4',
-    )  # fmt: skip
-    assert status != 0 and "classes: file '3', config '4'" in log
+    classes = ['model.roi_head.bbox_head.num_classes=4', 'model.roi_head.mask_head.num_classes=4']
+    with pytest.raises(ValueError, match="classes: file '3', config '4'"):
+        test_tool.main([config, str(spaces['det']['onnx']), *work, '--cfg-options', *classes])
+    assert not list(tmp_path.rglob('*.log'))  # no evaluation was started
 
 
-def test_backend_flag_needs_an_exported_file(workspace):
+def test_backend_flag_needs_an_exported_file(workspace, capsys):
     _, spaces = workspace
-    status, log = run_tool(
-        'test.py', spaces['det']['config'], ROOT / 'x.pth', '--backend', 'openvino'
-    )
-    assert status != 0 and '--backend runs an exported .onnx model' in log
+    test_tool = load_script(TOOLS / 'test.py')
+    with pytest.raises(SystemExit):
+        test_tool.main([str(spaces['det']['config']), 'x.pth', '--backend', 'openvino'])
+    assert '--backend runs an exported .onnx model' in capsys.readouterr().err
 
 
 def test_missing_runtime_names_the_extra(workspace, monkeypatch):

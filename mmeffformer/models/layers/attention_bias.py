@@ -50,7 +50,7 @@ from mmeffformer.utils.token_offsets import (
     offset_components,
 )
 
-from .resampling import bicubic_matrix
+from .resampling import resize_bicubic_by_gathers
 
 
 class _CachedBias(nn.Module):
@@ -198,14 +198,8 @@ class OfficialResizedBias(_CachedBias):
     def compute(self, query_grid: GridSize, key_grid: GridSize) -> torch.Tensor:
         dense = self.table[:, self.index]
         size = (query_grid[0] * query_grid[1], key_grid[0] * key_grid[1])
-        if is_exporting():
-            # The same bicubic resize as two products with interpolation matrices built
-            # from the traced sizes (ONNX Runtime's cubic Resize took seconds here).
-            # Operands 3-D and the constant table first: OpenVINO's CPU plugin wants equal
-            # ranks and failed on a constant right operand of run-time size.
-            rows = bicubic_matrix(size[0], dense.shape[1], dense)[None]
-            cols = bicubic_matrix(size[1], dense.shape[2], dense).t()[None]
-            return torch.matmul(rows, torch.matmul(dense, cols))
+        if is_exporting():  # the same resize, sized in the graph (see the function)
+            return resize_bicubic_by_gathers(dense, size)
         if tuple(dense.shape[1:]) == size:
             return dense  # bicubic resizing to the same size is the identity
         resized = F.interpolate(dense.unsqueeze(0), size=size, mode='bicubic', align_corners=False)

@@ -99,22 +99,31 @@ def _cubic_weights(t: torch.Tensor, a: float = -0.75) -> torch.Tensor:
     return torch.stack([far(t + 1), near(t), near(1 - t), far(2 - t)], dim=-1)
 
 
-def bicubic_matrix(out_size, in_size: int, like: torch.Tensor) -> torch.Tensor:
-    """``(out_size, in_size)`` matrix ``M`` with ``M @ v`` = ``v`` resized bicubically.
+def _cubic_taps(out_size, in_size: int, like: torch.Tensor):
+    """Source indices ``(out, 4)`` and weights ``(out, 4)`` of a 1-D bicubic resize.
 
-    The same sampling as ``F.interpolate(mode='bicubic', align_corners=False)``
-    (source ``(i + 0.5) * in / out - 0.5``, A = -0.75, border taps clamped), built
-    from element-wise ops, so ``out_size`` may be a traced size: a 2-D bicubic
-    resize is then two matrix products, where ONNX Runtime's own cubic Resize
-    took seconds on attention-bias-sized matrices.
+    The sampling of ``F.interpolate(mode='bicubic', align_corners=False)``: source
+    ``(i + 0.5) * in / out - 0.5``, A = -0.75, border taps clamped. Element-wise ops
+    only, so ``out_size`` may be a traced size.
     """
     out_index = torch.arange(out_size, device=like.device).to(like.dtype)
     scale = in_size / torch.as_tensor(out_size).to(like.dtype)
     source = (out_index + 0.5) * scale - 0.5
     base = torch.floor(source)
-    weights = _cubic_weights(source - base)  # (out, 4)
+    weights = _cubic_weights(source - base)
     taps = base[:, None] + torch.arange(-1, 3, device=like.device).to(like.dtype)
-    taps = taps.clamp(0, in_size - 1)  # (out, 4), border values repeated
-    columns = torch.arange(in_size, device=like.device).to(like.dtype)
-    hits = (taps[:, :, None] == columns[None, None, :]).to(like.dtype)  # (out, 4, in)
-    return (weights[:, :, None] * hits).sum(dim=1)
+    return taps.clamp(0, in_size - 1).long(), weights
+
+
+def resize_bicubic_by_gathers(x: torch.Tensor, size) -> torch.Tensor:
+    """``F.interpolate(x[None], size, mode='bicubic', align_corners=False)[0]`` for (C, H, W).
+
+    Rows, then columns: each output is four gathered neighbours times their weights.
+    Written for export: the sizes may be traced, and the gathers cost a few
+    multiply-adds per output, where ONNX Runtime's cubic Resize took seconds on
+    attention-bias-sized maps and dense interpolation matrices cost a matrix product.
+    """
+    row_index, row_weight = _cubic_taps(size[0], x.shape[1], x)
+    rows = sum(x[:, row_index[:, k]] * row_weight[None, :, k, None] for k in range(4))
+    col_index, col_weight = _cubic_taps(size[1], x.shape[2], x)
+    return sum(rows[:, :, col_index[:, k]] * col_weight[None, None, :, k] for k in range(4))
