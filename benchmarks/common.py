@@ -77,3 +77,15 @@ def onnxruntime_call(module: torch.nn.Module, size: tuple, part: str) -> Callabl
 
 def fmt(value: Optional[float], digits: int = 1) -> str:
     return '—' if value is None else f'{value:.{digits}f}'
+
+
+def machine_description() -> str:
+    """The CPU, its bf16 support, threads and torch version, for a results page."""
+    from mmeffformer.utils import cpu_info
+
+    info = cpu_info()
+    flags = ', '.join(info['bf16_flags']) or 'none'
+    return (
+        f'{info["model"]} (bf16 flags: {flags}), {torch.get_num_threads()} threads, '
+        f'torch {torch.__version__}'
+    )

@@ -1,6 +1,8 @@
 _base_ = ['./_base_/maskrcnn_effformer_coco.py']
 
-checkpoint_file = 'weights/efficientformer_l3_300d.pth'  # the authors' ImageNet weights
+# ImageNet weights: mmpretrain's conversion of the authors' efficientformer_l3_300d.pth,
+# the file the authors' recipe starts from.
+checkpoint_file = 'https://download.openmmlab.com/mmclassification/v0/efficientformer/efficientformer-l3_3rdparty_in1k_20220915-466793d6.pth'
 
 model = dict(
     backbone=dict(

@@ -1,6 +1,10 @@
 _base_ = ['./_base_/maskrcnn_effformer_coco.py']
 
-checkpoint_file = 'weights/eformer_s0_450.pth'  # the authors' ImageNet weights
+# ImageNet weights: timm's conversion of the authors' eformer_s0_450.pth, the file the
+# authors' recipe starts from.
+checkpoint_file = (
+    'https://huggingface.co/timm/efficientformerv2_s0.snap_dist_in1k/resolve/main/model.safetensors'
+)
 
 model = dict(
     backbone=dict(

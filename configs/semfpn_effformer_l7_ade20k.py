@@ -1,6 +1,8 @@
 _base_ = ['./_base_/semfpn_effformer_ade20k.py']
 
-checkpoint_file = 'weights/efficientformer_l7_300d.pth'  # the authors' ImageNet weights
+# ImageNet weights: mmpretrain's conversion of the authors' efficientformer_l7_300d.pth,
+# the file the authors' recipe starts from.
+checkpoint_file = 'https://download.openmmlab.com/mmclassification/v0/efficientformer/efficientformer-l7_3rdparty_in1k_20220915-185e30af.pth'
 
 model = dict(
     backbone=dict(

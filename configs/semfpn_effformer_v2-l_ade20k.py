@@ -1,6 +1,10 @@
 _base_ = ['./_base_/semfpn_effformer_ade20k.py']
 
-checkpoint_file = 'weights/eformer_l_450.pth'  # the authors' ImageNet weights
+# ImageNet weights: timm's conversion of the authors' eformer_l_450.pth, the file the
+# authors' recipe starts from.
+checkpoint_file = (
+    'https://huggingface.co/timm/efficientformerv2_l.snap_dist_in1k/resolve/main/model.safetensors'
+)
 
 model = dict(
     backbone=dict(

@@ -6,8 +6,8 @@ from .utils import register_all_modules
 from .version import __version__
 
 # Importing mmeffformer makes mmengine checkpoints loadable on torch >= 2.6, their
-# saving atomic, and mmcv's float32-only CPU ops usable under autocast
-# (see mmeffformer.engine.compat).
+# saving atomic, checkpoint URLs downloaded once into a verified cache, and mmcv's
+# float32-only CPU ops usable under autocast (see mmeffformer.engine.compat).
 apply_compat_patches()
 
 __all__ = ['MODELS', 'TRANSFORMS', '__version__', 'register_all_modules']

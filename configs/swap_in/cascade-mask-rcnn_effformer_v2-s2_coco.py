@@ -1,7 +1,11 @@
 # Swap-in example: EfficientFormerV2-S2 in mmdet's Cascade Mask R-CNN.
 _base_ = ['mmdet::cascade_rcnn/cascade-mask-rcnn_r50_fpn_1x_coco.py']
 custom_imports = dict(imports=['mmeffformer.models'], allow_failed_imports=False)
-checkpoint_file = 'weights/eformer_s2_450.pth'
+# ImageNet weights: timm's conversion of the authors' eformer_s2_450.pth, the file the
+# authors' recipe starts from.
+checkpoint_file = (
+    'https://huggingface.co/timm/efficientformerv2_s2.snap_dist_in1k/resolve/main/model.safetensors'
+)
 
 model = dict(
     backbone=dict(

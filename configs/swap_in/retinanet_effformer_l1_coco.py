@@ -2,7 +2,10 @@
 # the neck's input channels, and (optionally) the optimizer the backbone was tuned with.
 _base_ = ['mmdet::retinanet/retinanet_r50_fpn_1x_coco.py']
 custom_imports = dict(imports=['mmeffformer.models'], allow_failed_imports=False)
-checkpoint_file = 'weights/efficientformer_l1_300d.pth'
+# ImageNet weights: mmpretrain's conversion of the authors' 1000-epoch L1
+# (efficientformer_l1_1000d.pth). The authors' recipe starts from the 300-epoch file,
+# which is published on Google Drive only (docs/model_zoo.md).
+checkpoint_file = 'https://download.openmmlab.com/mmclassification/v0/efficientformer/efficientformer-l1_3rdparty_in1k_20220915-cc3e1ac6.pth'
 
 model = dict(
     backbone=dict(

@@ -2,7 +2,9 @@
 # stage widths, the auxiliary head the stage-3 width.
 _base_ = ['mmseg::upernet/upernet_r50_4xb4-160k_ade20k-512x512.py']
 custom_imports = dict(imports=['mmeffformer.models'], allow_failed_imports=False)
-checkpoint_file = 'weights/efficientformer_l3_300d.pth'
+# ImageNet weights: mmpretrain's conversion of the authors' efficientformer_l3_300d.pth,
+# the file the authors' recipe starts from.
+checkpoint_file = 'https://download.openmmlab.com/mmclassification/v0/efficientformer/efficientformer-l3_3rdparty_in1k_20220915-466793d6.pth'
 
 model = dict(
     pretrained=None,

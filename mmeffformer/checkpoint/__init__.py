@@ -1,6 +1,7 @@
 """Checkpoint layouts, conversion to our keys, and pretrained loading."""
 
 from .convert import convert_checkpoint, save_converted
+from .download import CheckpointDownloadError, cache_dir, cached_path, download_checkpoint
 from .layouts import detect_layout, split_prefix, unwrap_state_dict
 from .loading import (
     LoadReport,
@@ -12,11 +13,15 @@ from .reading import UnreadableCheckpointError, read_checkpoint
 from .rename import to_ours
 
 __all__ = [
+    'CheckpointDownloadError',
     'LoadReport',
     'UnreadableCheckpointError',
     'backbone_state_from_checkpoint',
+    'cache_dir',
+    'cached_path',
     'convert_checkpoint',
     'detect_layout',
+    'download_checkpoint',
     'load_backbone_state',
     'load_pretrained_backbone',
     'read_checkpoint',

@@ -6,9 +6,13 @@ from .mmcv_ops import make_mmcv_ops_autocast_safe
 
 def apply_compat_patches() -> None:
     """Apply every fix (idempotent): trusted and atomic mmengine checkpoints on
-    torch >= 2.6, mmcv's float32-only CPU ops usable under autocast."""
+    torch >= 2.6, checkpoint URLs through a verified download cache, mmcv's
+    float32-only CPU ops usable under autocast."""
+    from mmeffformer.checkpoint.download import register_url_loader
+
     allow_trusted_checkpoints()
     make_checkpoint_saving_atomic()
+    register_url_loader()
     make_mmcv_ops_autocast_safe()
 
 
