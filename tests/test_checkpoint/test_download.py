@@ -75,6 +75,7 @@ def layout_files():
     v1 = authors_v1_state('tiny', seed=4)
     v2 = authors_v2_state('tiny', seed=5)
     mmpretrain = pickled({'state_dict': authors_to_mmpretrain_v1(v1), 'meta': {}})
+    timm_v1 = safetensors_bytes({k: v.contiguous() for k, v in authors_to_timm_v1(v1).items()})
     timm_v2 = safetensors_bytes({k: v.contiguous() for k, v in authors_to_timm_v2(v2).items()})
     authors = pickled({'model': v1})
     return [
@@ -86,7 +87,13 @@ def layout_files():
             v1_tiny,
         ),
         (
-            'timm .safetensors',
+            'timm V1 .safetensors',
+            '/timm/efficientformer_tiny.snap_dist_in1k/resolve/main/model.safetensors',
+            timm_v1,
+            v1_tiny,
+        ),
+        (
+            'timm V2 .safetensors',
             '/timm/efficientformerv2_tiny.snap_dist_in1k/resolve/main/model.safetensors',
             timm_v2,
             lambda **kw: EfficientFormerV2(arch_dict('tiny'), **kw),
