@@ -21,9 +21,11 @@ def read_requirements(name: str) -> list:
 
 
 def copy_mim_files() -> None:
-    """Copy configs/ and tools/ into mmeffformer/.mim so `mim` finds them."""
+    """Copy configs/ (with its metafile), tools/ and model-index.yml into
+    mmeffformer/.mim so `mim` finds them."""
     mim = HERE / 'mmeffformer' / '.mim'
     mim.mkdir(exist_ok=True)
+    shutil.copyfile(HERE / 'model-index.yml', mim / 'model-index.yml')
     for name in ('configs', 'tools'):
         target = mim / name
         if target.is_symlink() or target.is_file():
@@ -46,7 +48,14 @@ setup(
     python_requires='>=3.8',
     packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools')),
     include_package_data=True,
-    package_data={'mmeffformer': ['.mim/configs/**/*.py', '.mim/tools/**/*']},
+    package_data={
+        'mmeffformer': [
+            '.mim/model-index.yml',
+            '.mim/configs/**/*.py',
+            '.mim/configs/*.yml',
+            '.mim/tools/**/*',
+        ]
+    },
     install_requires=read_requirements('torch.txt')
     + read_requirements('mminstall.txt')
     + read_requirements('runtime.txt'),

@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from benchmarks.common import ROOT, VARIANTS, WARMUP  # noqa: E402
+from benchmarks.model_zoo import PUBLISHED  # noqa: E402
 from mmeffformer.utils import keep_freed_memory, time_call  # noqa: E402
 from mmeffformer.utils.model_analysis import (  # noqa: E402
     build_model,
@@ -27,16 +28,6 @@ from mmeffformer.utils.model_analysis import (  # noqa: E402
     count_params,
     model_call,
 )
-
-PUBLISHED = {  # Mask R-CNN 1x box / mask AP, Semantic FPN mIoU (facts sheet)
-    'l1': ('37.9', '35.4', '38.9'),
-    'l3': ('41.4', '38.1', '43.5'),
-    'l7': ('42.6', '39.0', '45.1'),
-    'v2-s0': ('-', '-', '-'),
-    'v2-s1': ('-', '-', '-'),
-    'v2-s2': ('43.4', '39.5', '42.4'),
-    'v2-l': ('44.7', '40.4', '45.2'),
-}
 
 
 def main(argv=None) -> int:
@@ -72,7 +63,8 @@ def main(argv=None) -> int:
         )
         segmentor, _ = build_model(seg, 'model')
         seg_macs = count_flops(model_call(segmentor, 'mmseg', 'model', 1, 512, 512, 'cpu')) / 2e9
-        box, mask, miou = PUBLISHED[variant]
+        published = PUBLISHED.get(variant, {})
+        box, mask, miou = (published.get(k, '-') for k in ('box', 'mask', 'miou'))
         print(
             f'| {variant} | {box} / {mask} | {miou} | {count_params(backbone) / 1e6:.2f} '
             f'| {backbone_macs:.1f} | {det_macs:.1f} | {seg_macs:.1f} '

@@ -36,7 +36,7 @@ from mmeffformer.utils.cli import add_common_arguments, apply_amp_to_loops, load
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Evaluate a detector or segmentor')
     parser.add_argument('config', help='config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('checkpoint', help='checkpoint file or http(s) URL')
     add_common_arguments(parser)
     parser.add_argument('--out', help='dump the raw predictions to this .pkl file')
     parser.add_argument('--show-dir', help='draw predictions into this folder')
@@ -93,6 +93,10 @@ def use_exported_model(cfg: Config, args: argparse.Namespace) -> None:
 
 
 def build_config(args: argparse.Namespace) -> Config:
+    if args.checkpoint.startswith(('http://', 'https://')):
+        from mmeffformer.checkpoint import download_checkpoint
+
+        args.checkpoint = str(download_checkpoint(args.checkpoint))  # once, into the cache
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'Checkpoint file not found: {args.checkpoint}')
     cfg = load_config(args)

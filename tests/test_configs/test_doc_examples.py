@@ -36,7 +36,7 @@ def test_config_example_builds_and_runs_loss_and_predict(tmp_path, page, index, 
     cfg = Config.fromfile(str(path))
     assert cfg.model.backbone.type.startswith('mmeffformer.')
     assert cfg.model.backbone.init_cfg.type == 'Pretrained'
-    cfg.model.backbone.init_cfg = None  # the file named there is not on this machine
+    cfg.model.backbone.init_cfg = None  # its URL cannot be downloaded on the test machines
     model = build_from_config(cfg, cfg.default_scope).train()
     data = demo_det_batch(model, shapes=((3, 96, 128),), num_classes=80)
     total, _ = model.parse_losses(model(**data, mode='loss'))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import math
 import os
 import socket
@@ -10,8 +12,11 @@ import sys
 from pathlib import Path
 
 import torch
+from mmengine.config import Config
 
 from mmeffformer.datasets.synthetic import write_dataset
+from tests.helpers.downstream import build_from_config
+from tests.helpers.http_server import CheckpointServer
 from tests.helpers.tiny_configs import write_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,3 +61,36 @@ def test_two_process_ddp_matches_single_process(tmp_path):
     assert len(moved) > len(single['state_dict']) // 2
     for name, value in single['state_dict'].items():
         torch.testing.assert_close(ddp['state_dict'][name], value, atol=1e-5, rtol=1e-5, msg=name)
+
+
+def test_two_ranks_download_a_url_checkpoint_once(tmp_path):
+    """Both ranks of tools/dist_train.sh start from a URL; the server sees one request."""
+    data = tmp_path / 'data'
+    write_dataset(str(data), num_train=2, num_val=1, size=(128, 128))
+    config = write_config(tmp_path, data, 1)
+    cfg = Config.fromfile(str(config))
+    segmentor = build_from_config(cfg, 'mmseg')
+    contents = io.BytesIO()
+    torch.save({'state_dict': segmentor.state_dict()}, contents)  # a whole-model file
+    payload = contents.getvalue()
+    name = f'/segmentor-{hashlib.sha256(payload).hexdigest()[:8]}.pth'
+    with CheckpointServer() as server:
+        server.files[name] = payload
+        url = server.url(name)
+        config.write_text(
+            config.read_text()
+            + f"model['backbone']['init_cfg'] = dict(type='Pretrained', checkpoint='{url}')\n"
+        )
+        env = dict(
+            os.environ, PYTHON=sys.executable, PORT=str(free_port()), OMP_NUM_THREADS='1',
+            MMEFFFORMER_CACHE=str(tmp_path / 'cache'),
+        )  # fmt: skip
+        run = subprocess.run(
+            ['bash', str(ROOT / 'tools' / 'dist_train.sh'), str(config), '2',
+             '--work-dir', str(tmp_path / 'ddp')],
+            env=env, capture_output=True, text=True,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert server.requests[name] == 1
+    assert (tmp_path / 'ddp' / 'iter_3.pth').is_file()
+    assert f'Loaded {url}' in run.stdout + run.stderr

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
+import os
 import pickle
 import subprocess
 import sys
@@ -12,6 +15,7 @@ from mmengine.config import Config
 
 from mmeffformer.datasets.synthetic import write_dataset
 from tests.helpers.downstream import build_from_config
+from tests.helpers.http_server import CheckpointServer, unused_port
 from tests.helpers.tiny_configs import tiny_demo_config
 from tests.helpers.v1_reference import authors_v1_state, to_downstream_v1
 
@@ -105,3 +109,37 @@ def test_deploy_flag_gives_the_same_predictions(tmp_path):
         # evaluated through mmcv's ops and CocoMetric (numpy has no bfloat16)
         assert 'coco/bbox_mAP' in printed[name]
     assert 'deploy mode, backbone dtype torch.bfloat16' in printed['bf16']
+
+
+def test_checkpoint_url_is_downloaded_once_and_evaluated(tmp_path):
+    data = tmp_path / 'data'
+    write_dataset(str(data), num_train=1, num_val=2, size=(128, 128))
+    config = tiny_demo_config(tmp_path, data)
+    detector = build_from_config(Config.fromfile(str(config)), 'mmdet')
+    buffer = io.BytesIO()
+    torch.save({'state_dict': detector.state_dict(), 'meta': {}}, buffer)
+    payload = buffer.getvalue()
+    name = f'/detector-{hashlib.sha256(payload).hexdigest()[:8]}.pth'
+    env = dict(os.environ, MMEFFFORMER_CACHE=str(tmp_path / 'cache'))
+    with CheckpointServer() as server:
+        server.files[name] = payload
+        run = subprocess.run(
+            [sys.executable, str(ROOT / 'tools' / 'test.py'), str(config), server.url(name),
+             '--work-dir', str(tmp_path / 'work')],
+            capture_output=True, text=True, env=env,
+        )  # fmt: skip
+        assert server.requests[name] == 1
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert 'coco/bbox_mAP' in run.stdout + run.stderr
+    assert (tmp_path / 'cache' / name.lstrip('/')).read_bytes() == payload
+
+
+def test_unreachable_checkpoint_url_says_what_to_do(tmp_path):
+    url = f'http://127.0.0.1:{unused_port()}/maskrcnn_l1-0123abcd.pth'
+    run = subprocess.run(
+        [sys.executable, str(ROOT / 'tools' / 'test.py'), str(ROOT / 'configs' / 'maskrcnn_effformer_l1_coco.py'), url],
+        capture_output=True, text=True, env=dict(os.environ, MMEFFFORMER_CACHE=str(tmp_path)),
+    )  # fmt: skip
+    assert run.returncode != 0
+    assert 'CheckpointDownloadError' in run.stderr and url in run.stderr
+    assert str(tmp_path / 'maskrcnn_l1-0123abcd.pth') in run.stderr
