@@ -79,7 +79,7 @@ def test_two_ranks_download_a_url_checkpoint_once(tmp_path):
         url = server.url(name)
         config.write_text(
             config.read_text()
-            + f"model['backbone']['init_cfg'] = dict(type='Pretrained', checkpoint='{url}')\n"
+            + f"model['backbone']['init_cfg'] = dict(_delete_=True, type='Pretrained', checkpoint='{url}')\n"
         )
         env = dict(
             os.environ, PYTHON=sys.executable, PORT=str(free_port()), OMP_NUM_THREADS='1',
