@@ -2,7 +2,8 @@
 
 Usage: python tools/benchmark.py CONFIG [--part backbone|model] [--shape H W]
            [--batch N] [--threads T] [--dtype float32|bfloat16|float16] [--channels-last]
-           [--device cpu|cuda] [--warmup W] [--repeats R] [--deploy] [--keep-freed-memory]
+           [--device cpu|cuda] [--warmup W] [--repeats R] [--deploy [--compile]]
+           [--keep-freed-memory]
        python tools/benchmark.py CONFIG --backend onnxruntime|openvino --model MODEL.onnx
            [--precision default|fp32|bf16] [--shape H W] [--threads T] [--warmup W] [--repeats R]
 
@@ -94,6 +95,11 @@ def main(argv=None) -> dict:
         '--deploy', action='store_true', help='time the deploy-mode model (switch_to_deploy)'
     )
     parser.add_argument(
+        '--compile',
+        action='store_true',
+        help='with --deploy: compile the backbones first (torch.compile); prints the compile time',
+    )
+    parser.add_argument(
         '--keep-freed-memory',
         action='store_true',
         help='let glibc keep freed feature maps for reuse (mmeffformer.utils.keep_freed_memory)',
@@ -111,6 +117,8 @@ def main(argv=None) -> dict:
         parser.error('--backend and --model go together (an exported file and its runtime)')
     if args.backend:
         return benchmark_exported(args)
+    if args.compile and not args.deploy:
+        parser.error('--compile needs --deploy (it compiles the deploy-mode backbones)')
     if args.keep_freed_memory and not keep_freed_memory():
         parser.error('--keep-freed-memory: glibc mallopt is not available here')
     if args.device == 'cuda' and not torch.cuda.is_available():
@@ -125,14 +133,23 @@ def main(argv=None) -> dict:
     if args.deploy:
         # a dtype (or channels-last) makes the backbones compute in it; else the plain rewrite
         own_precision = dtype != torch.float32 or args.channels_last
-        switch_to_deploy(model, sizes=[(height, width)], dtype=dtype if own_precision else None)
+        switch_to_deploy(
+            model,
+            sizes=[(height, width)],
+            dtype=dtype if own_precision else None,
+            compile=args.compile,
+        )
     call = model_call(
         model, scope, args.part, args.batch, height, width, args.device, memory_format=layout
     )
     call = precision_call(call, args.device, dtype)
     stats = time_call(call, args.warmup, args.repeats)
+    if args.compile:
+        from mmeffformer.models.deploy_mode import compile_report
+
+        print(f'compiled deploy mode: {compile_report()}')
     layout = 'channels-last' if args.channels_last else 'NCHW'
-    mode = f'{"deploy" if args.deploy else "eval"} mode'
+    mode = f'{"deploy" if args.deploy else "eval"} mode{", compiled" if args.compile else ""}'
     if args.keep_freed_memory:
         mode += ', glibc keeps freed memory'
     print(machine_line(args, f'{args.dtype}, {layout}', mode))

@@ -1,7 +1,7 @@
 """Evaluate a checkpoint or an exported model: COCO box / mask AP (mmdet) or mIoU (mmseg).
 
 Usage: python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl]
-                            [--show-dir DIR] [--deploy [--deploy-dtype D]] [--amp]
+                            [--show-dir DIR] [--deploy [--deploy-dtype D] [--compile]] [--amp]
                             [--cfg-options k=v ...]
                             [--launcher ...]
        python tools/test.py CONFIG MODEL.onnx --backend onnxruntime|openvino
@@ -49,6 +49,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--deploy-dtype',
         choices=['bfloat16', 'float16', 'float32'],
         help='with --deploy: the backbone computes in this dtype, channels-last',
+    )
+    parser.add_argument(
+        '--compile',
+        action='store_true',
+        help='with --deploy: compile the backbones (torch.compile, one graph per input size)',
     )
     parser.add_argument(
         '--backend',
@@ -133,6 +138,8 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     if args.deploy_dtype and not args.deploy:
         raise ValueError('--deploy-dtype needs --deploy')
+    if args.compile and not args.deploy:
+        raise ValueError('--compile needs --deploy (it compiles the deploy-mode backbones)')
     cfg = build_config(args)
     check_data_roots(cfg, loaders=('test_dataloader',))
     setup_cpu_distributed(cfg)
@@ -148,11 +155,17 @@ def main(argv=None) -> dict:
 
         runner.load_or_resume()  # rewrite the loaded weights; test() will not load again
         dtype = getattr(torch, args.deploy_dtype) if args.deploy_dtype else None
-        switch_to_deploy(runner.model, dtype=dtype)
+        switch_to_deploy(runner.model, dtype=dtype, compile=args.compile)
         runner.logger.info(f'deploy mode, backbone dtype {dtype or "as loaded"}')
         left = sum(isinstance(m, _BatchNorm) for m in runner.model.backbone.modules())
         runner.logger.info(f'deploy mode: {left} BatchNorm layers left in the backbone')
-    return runner.test()
+    metrics = runner.test()
+    if args.compile:
+        from mmeffformer.models.deploy_mode import compile_report
+
+        # each input size compiles once, on its first batch
+        runner.logger.info(f'compiled deploy mode: {compile_report()}')
+    return metrics
 
 
 if __name__ == '__main__':

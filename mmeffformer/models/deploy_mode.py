@@ -19,6 +19,7 @@ layout (see :meth:`EfficientFormerBackboneBase.set_compute_precision`).
 
 from __future__ import annotations
 
+import time
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -33,10 +34,33 @@ def reparameterize_modules(model: nn.Module) -> None:
             module.reparameterize()
 
 
+def check_compiler_available() -> None:
+    """Raise, naming the cause, when Inductor cannot build CPU kernels (no C++ compiler)."""
+    from torch._inductor import config
+    from torch._inductor.cpp_builder import get_cpp_compiler
+
+    try:
+        get_cpp_compiler()
+    except Exception as error:  # Inductor raises its own InvalidCxxCompiler
+        raise RuntimeError(
+            f'compile=True needs a C++ compiler for torch.compile (Inductor) on the CPU, and '
+            f'none was found (searched {config.cpp.cxx}): {error}. Install g++ (or set CXX), '
+            f'or deploy without compile.'
+        ) from error
+
+
+def compile_backbone(backbone: nn.Module) -> None:
+    """Compile ``backbone`` in place: one graph (``fullgraph=True``), static shapes, weights
+    frozen into the graph as constants (Inductor's ``freezing``), so the BN-folded weights
+    and the attention biases of each served size are folded at compile time."""
+    backbone.compile(fullgraph=True, dynamic=False, options={'freezing': True})
+
+
 def switch_to_deploy(
     model: nn.Module,
     sizes: Sequence[Tuple[int, int]] = (),
     dtype: Optional[torch.dtype] = None,
+    compile: bool = False,
 ) -> nn.Module:
     """Rewrite every EfficientFormer backbone inside ``model`` for inference.
 
@@ -45,6 +69,10 @@ def switch_to_deploy(
     ``dtype`` (``torch.bfloat16`` / ``torch.float16``): the backbones compute in it,
     channels-last, take float32 NCHW images and return features in the input's
     dtype and layout, so necks, heads and mmcv ops are unchanged.
+    ``compile``: each backbone is compiled in place (:func:`compile_backbone`; callers
+    keep calling the same objects) and compiled for every size in ``sizes`` here, batch
+    1, so serving those sizes never recompiles; another size or batch compiles once on
+    its first call. ``model.deploy_compile_seconds`` holds the time per size.
     Returns ``model``, changed in place and in eval mode; not reversible, and
     not trainable afterwards.
     """
@@ -52,13 +80,34 @@ def switch_to_deploy(
     if dtype is not None:
         for backbone in backbones:
             backbone.check_precision(dtype)  # fail before anything is rewritten
+    if compile:
+        check_compiler_available()
     model.eval()
     reparameterize_modules(model)
+    compile_seconds = {}
     with torch.no_grad():
         for backbone in backbones:
             if dtype is not None:
                 backbone.set_compute_precision(dtype)
+            if compile:
+                compile_backbone(backbone)
             device = next(backbone.parameters()).device
             for height, width in sizes:
+                start = time.perf_counter()
                 backbone(torch.zeros(1, 3, height, width, device=device))
+                if compile:
+                    key = (height, width)
+                    compile_seconds[key] = compile_seconds.get(key, 0.0) + (
+                        time.perf_counter() - start
+                    )
+    if compile:
+        model.deploy_compile_seconds = compile_seconds
     return model
+
+
+def compile_report() -> str:
+    """Graphs compiled so far in this process and the time spent compiling them."""
+    from torch._dynamo.utils import compilation_time_metrics, counters
+
+    seconds = sum(compilation_time_metrics.get('_compile.compile_inner', []))
+    return f'{counters["stats"]["unique_graphs"]} graph(s) compiled in {seconds:.1f} s'

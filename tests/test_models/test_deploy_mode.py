@@ -46,3 +46,45 @@ def test_deploy_equals_eval_and_serves_cached_biases(model, num_biases):
     for outputs in (got, fused):
         for a, b in zip(outputs, expected):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * b.abs().max().item())
+
+
+@pytest.mark.parametrize(
+    'build',
+    [
+        lambda: EfficientFormer(TINY_V1, attn_bias='official', attn_bias_size=128),
+        lambda: EfficientFormerV2(arch_dict('tiny'), attn_bias='official', attn_bias_size=128),
+    ],
+    ids=['v1-official', 'v2-official'],
+)
+def test_compiled_deploy_is_one_graph_equal_to_eager_and_never_recompiles(build):
+    import copy
+
+    from torch._dynamo.utils import counters
+
+    from mmeffformer.models import switch_to_deploy
+
+    model = build()
+    randomise_batchnorm(model)
+    eager = switch_to_deploy(copy.deepcopy(model), sizes=[(96, 128)])
+    graphs_before = counters['stats']['unique_graphs']
+    compiled = switch_to_deploy(model, sizes=[(96, 128)], compile=True)  # fullgraph=True
+    assert compiled is model and (96, 128) in model.deploy_compile_seconds
+    assert counters['stats']['unique_graphs'] == graphs_before + 1  # one graph, no breaks
+    x = torch.rand(1, 3, 96, 128)
+    with torch.no_grad():
+        for _ in range(3):
+            for got, want in zip(model(x), eager(x)):
+                torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    assert counters['stats']['unique_graphs'] == graphs_before + 1  # served size: no recompile
+
+
+def test_compile_without_a_cpp_compiler_fails_naming_the_cause(monkeypatch):
+    from torch._inductor import config
+
+    from mmeffformer.models import switch_to_deploy
+
+    monkeypatch.setattr(config.cpp, 'cxx', ('no-such-c++-compiler',))
+    model = EfficientFormer(TINY_V1)
+    with pytest.raises(RuntimeError, match='needs a C\\+\\+ compiler.*no-such-c\\+\\+-compiler'):
+        switch_to_deploy(model, sizes=[(64, 64)], compile=True)
+    assert any(isinstance(m, _BatchNorm) for m in model.modules())  # nothing was rewritten

@@ -71,7 +71,9 @@ class _CachedBias(nn.Module):
         """Bias of shape ``(heads, Nq, Nk)`` for the given grids."""
         query_grid, key_grid = tuple(query_grid), tuple(key_grid)
         needs_grad = torch.is_grad_enabled() and self.table.requires_grad
-        if self.training or needs_grad or torch.jit.is_tracing():
+        if self.training or needs_grad or torch.jit.is_tracing() or torch.compiler.is_compiling():
+            # in a traced or compiled graph the bias is part of the graph (folded to a
+            # constant when the compiler freezes the weights)
             return self.compute(query_grid, key_grid)
         key = (
             query_grid,
