@@ -145,7 +145,7 @@ def main(argv=None) -> dict:
     call = precision_call(call, args.device, dtype)
     stats = time_call(call, args.warmup, args.repeats)
     if args.compile:
-        from mmeffformer.models.deploy_mode import compile_report
+        from mmeffformer.utils.compiling import compile_report
 
         print(f'compiled deploy mode: {compile_report()}')
     layout = 'channels-last' if args.channels_last else 'NCHW'

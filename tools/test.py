@@ -161,7 +161,7 @@ def main(argv=None) -> dict:
         runner.logger.info(f'deploy mode: {left} BatchNorm layers left in the backbone')
     metrics = runner.test()
     if args.compile:
-        from mmeffformer.models.deploy_mode import compile_report
+        from mmeffformer.utils.compiling import compile_report
 
         # each input size compiles once, on its first batch
         runner.logger.info(f'compiled deploy mode: {compile_report()}')

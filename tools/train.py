@@ -1,7 +1,7 @@
 """Train a detector or segmentor from a config (mmengine runner).
 
 Usage: python tools/train.py CONFIG [--work-dir DIR] [--amp [--amp-dtype D]] [--resume [CKPT]]
-                             [--cfg-options k=v ...] [--launcher none|pytorch|slurm]
+                             [--compile] [--cfg-options k=v ...] [--launcher none|pytorch|slurm]
 """
 
 from __future__ import annotations
@@ -38,6 +38,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='resume from CKPT, or from the latest checkpoint in the work dir',
     )
     parser.add_argument('--auto-scale-lr', action='store_true', help='scale lr by batch size')
+    parser.add_argument(
+        '--compile',
+        action='store_true',
+        help="torch.compile the training step (mmengine's compile option; needs a C++ compiler)",
+    )
     return parse(parser, argv)
 
 
@@ -47,6 +52,11 @@ def build_config(args: argparse.Namespace) -> Config:
         device, dtype = amp_device_and_dtype(args)
         cfg.optim_wrapper = amp_optim_wrapper(cfg.optim_wrapper, device, dtype)
         apply_amp_to_loops(cfg, args)
+    if args.compile:
+        from mmeffformer.utils.compiling import check_compiler_available
+
+        check_compiler_available()  # fail now, not after the data and model are built
+        cfg.compile = True
     if args.auto_scale_lr:
         cfg.setdefault('auto_scale_lr', {})['enable'] = True
     if args.resume == 'auto':

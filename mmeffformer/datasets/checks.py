@@ -85,10 +85,15 @@ def check_image_folder(dataset: dict) -> None:
 
 
 def check_pretrained_files(cfg: Config) -> None:
-    """Raise ``FileNotFoundError`` when the backbone's pretrained file is missing."""
+    """Raise ``FileNotFoundError`` when the backbone's pretrained file is missing; fetch
+    a URL into the checkpoint cache now, so an offline run fails before training starts."""
     init_cfg = cfg.get('model', {}).get('backbone', {}).get('init_cfg') or {}
     path = init_cfg.get('checkpoint') if init_cfg.get('type') == 'Pretrained' else None
-    if path and '://' not in path and not osp.isfile(path):
+    if path and path.startswith(('http://', 'https://')):
+        from mmeffformer.checkpoint import download_checkpoint
+
+        download_checkpoint(path)  # once; every later load is a cache hit
+    elif path and '://' not in path and not osp.isfile(path):
         raise FileNotFoundError(
             f"Pretrained backbone weights {path!r} not found: put the authors' ImageNet file "
             f'there, or train from scratch with --cfg-options model.backbone.init_cfg=None'

@@ -25,6 +25,8 @@ from typing import Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 
+from mmeffformer.utils.compiling import check_compiler_available
+
 
 def reparameterize_modules(model: nn.Module) -> None:
     """Call ``reparameterize()`` on every module that has one, descendants first
@@ -32,21 +34,6 @@ def reparameterize_modules(model: nn.Module) -> None:
     for module in reversed(list(model.modules())):  # reversed pre-order: children first
         if hasattr(module, 'reparameterize'):
             module.reparameterize()
-
-
-def check_compiler_available() -> None:
-    """Raise, naming the cause, when Inductor cannot build CPU kernels (no C++ compiler)."""
-    from torch._inductor import config
-    from torch._inductor.cpp_builder import get_cpp_compiler
-
-    try:
-        get_cpp_compiler()
-    except Exception as error:  # Inductor raises its own InvalidCxxCompiler
-        raise RuntimeError(
-            f'compile=True needs a C++ compiler for torch.compile (Inductor) on the CPU, and '
-            f'none was found (searched {config.cpp.cxx}): {error}. Install g++ (or set CXX), '
-            f'or deploy without compile.'
-        ) from error
 
 
 def compile_backbone(backbone: nn.Module) -> None:
@@ -103,11 +90,3 @@ def switch_to_deploy(
     if compile:
         model.deploy_compile_seconds = compile_seconds
     return model
-
-
-def compile_report() -> str:
-    """Graphs compiled so far in this process and the time spent compiling them."""
-    from torch._dynamo.utils import compilation_time_metrics, counters
-
-    seconds = sum(compilation_time_metrics.get('_compile.compile_inner', []))
-    return f'{counters["stats"]["unique_graphs"]} graph(s) compiled in {seconds:.1f} s'

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import torch
 
 from tests.helpers.scripts import ROOT, load_script
@@ -19,6 +21,24 @@ def test_benchmark_tool_times_the_deployed_backbone(tmp_path, capsys):
     assert 0 < stats['min'] <= stats['median'] <= stats['max']
 
 
+def test_benchmark_tool_compiles_the_deployed_backbone_and_prints_the_compile_time(
+    tmp_path, capsys
+):
+    import pytest
+
+    tool = load_script(ROOT / 'tools' / 'benchmark.py')
+    config = str(tiny_segmentor_config(tmp_path))
+    common = [config, '--shape', '64', '96', '--warmup', '1', '--repeats', '2']
+    with pytest.raises(SystemExit):
+        tool.main(common + ['--compile'])  # without --deploy
+    assert '--compile needs --deploy' in capsys.readouterr().err
+    stats = tool.main(common + ['--deploy', '--compile'])
+    printed = capsys.readouterr().out
+    assert 'deploy mode, compiled' in printed
+    assert re.search(r'compiled deploy mode: [1-9]\d* graph\(s\) compiled in \d+\.\d s', printed)
+    assert 0 < stats['min'] <= stats['median']
+
+
 def test_benchmark_tool_bf16_channels_last_deploy_and_cpu_line(tmp_path, capsys, monkeypatch):
     from mmeffformer.models import switch_to_deploy
 
@@ -27,7 +47,7 @@ def test_benchmark_tool_bf16_channels_last_deploy_and_cpu_line(tmp_path, capsys,
     monkeypatch.setattr(
         tool,
         'switch_to_deploy',
-        lambda m, sizes, dtype: asked.append(dtype) or switch_to_deploy(m, sizes, dtype),
+        lambda m, sizes, dtype, compile: asked.append(dtype) or switch_to_deploy(m, sizes, dtype),
     )
     config = str(tiny_segmentor_config(tmp_path))
     common = [config, '--shape', '64', '96', '--warmup', '1', '--repeats', '2', '--part', 'model']

@@ -161,7 +161,10 @@ class RelativeOffsetBias(_CachedBias):
             ).flatten(1, -1)
             table = table.view(self.num_heads, -1)
         else:
-            max_dy, max_dx = int(dy.max()), int(dx.max())
+            # the largest offsets, from the grid sizes (no tensor read: compiles as one graph)
+            max_dy, max_dx = (
+                max(self.query_stride * (q - 1), k - 1) for q, k in zip(query_grid, key_grid)
+            )
             table = self.offset_table(max_dy, max_dx).flatten(1)
         return table[:, dy * (max_dx + 1) + dx]
 

@@ -1,0 +1,26 @@
+"""torch.compile support: a clear refusal without a C++ compiler, a compile-time report."""
+
+from __future__ import annotations
+
+
+def check_compiler_available() -> None:
+    """Raise, naming the cause, when Inductor cannot build CPU kernels (no C++ compiler)."""
+    from torch._inductor import config
+    from torch._inductor.cpp_builder import get_cpp_compiler
+
+    try:
+        get_cpp_compiler()
+    except Exception as error:  # Inductor raises its own InvalidCxxCompiler
+        raise RuntimeError(
+            f'compile=True needs a C++ compiler for torch.compile (Inductor) on the CPU, and '
+            f'none was found (searched {config.cpp.cxx}): {error}. Install g++ (or set CXX), '
+            f'or run without compiling.'
+        ) from error
+
+
+def compile_report() -> str:
+    """Graphs compiled so far in this process and the time spent compiling them."""
+    from torch._dynamo.utils import compilation_time_metrics, counters
+
+    seconds = sum(compilation_time_metrics.get('_compile.compile_inner', []))
+    return f'{counters["stats"]["unique_graphs"]} graph(s) compiled in {seconds:.1f} s'
