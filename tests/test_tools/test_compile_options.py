@@ -18,7 +18,7 @@ def test_train_compile_without_a_cpp_compiler_fails_before_building_anything():
     )  # fmt: skip
     assert run.returncode != 0
     assert 'needs a C++ compiler' in run.stderr and 'no-such-c++-compiler' in run.stderr
-    assert 'data root' not in run.stderr.lower()  # refused before the data checks
+    assert 'Dataset root' not in run.stderr  # refused before the data checks
 
 
 def test_test_compile_needs_deploy(tmp_path):
