@@ -24,6 +24,7 @@ from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+from mmengine.logging import print_log
 
 from mmeffformer.utils.compiling import check_compiler_available
 
@@ -34,6 +35,25 @@ def reparameterize_modules(model: nn.Module) -> None:
     for module in reversed(list(model.modules())):  # reversed pre-order: children first
         if hasattr(module, 'reparameterize'):
             module.reparameterize()
+
+
+def make_room_for_graphs(count: int) -> None:
+    """Let dynamo hold ``count`` graphs of the backbones' code and 8 more.
+
+    Under ``fullgraph=True`` dynamo refuses a shape beyond ``recompile_limit`` (8 by
+    default) with ``FailOnRecompileLimitHit``, and the backbones of one class share their
+    code: nine served sizes, or two backbones at five sizes, would fail here otherwise.
+    """
+    from torch._dynamo import config
+
+    needed = count + 8
+    if config.recompile_limit < needed:
+        print_log(
+            f'compiled deploy: torch._dynamo.config.recompile_limit raised from '
+            f'{config.recompile_limit} to {needed} for {count} backbone graphs',
+            logger='current',
+        )
+        config.recompile_limit = needed
 
 
 def compile_backbone(backbone: nn.Module) -> None:
@@ -69,6 +89,7 @@ def switch_to_deploy(
             backbone.check_precision(dtype)  # fail before anything is rewritten
     if compile:
         check_compiler_available()
+        make_room_for_graphs(len(backbones) * len(sizes))
     model.eval()
     reparameterize_modules(model)
     compile_seconds = {}

@@ -88,3 +88,23 @@ def test_compile_without_a_cpp_compiler_fails_naming_the_cause(monkeypatch):
     with pytest.raises(RuntimeError, match='needs a C\\+\\+ compiler.*no-such-c\\+\\+-compiler'):
         switch_to_deploy(model, sizes=[(64, 64)], compile=True)
     assert any(isinstance(m, _BatchNorm) for m in model.modules())  # nothing was rewritten
+
+
+def test_compiled_deploy_serves_more_sizes_than_dynamos_default_limit(monkeypatch):
+    from torch._dynamo import config
+
+    from mmeffformer.models import deploy_mode
+
+    # dynamo's capture is what limits the shapes; the eager backend keeps this fast
+    monkeypatch.setattr(
+        deploy_mode,
+        'compile_backbone',
+        lambda backbone: backbone.compile(fullgraph=True, dynamic=False, backend='eager'),
+    )
+    monkeypatch.setattr(config, 'recompile_limit', 8)
+    sizes = [(32 + 32 * i, 64) for i in range(10)]  # ten sizes: past the default limit of 8
+    model = EfficientFormer(TINY_V1)
+    deploy_mode.switch_to_deploy(model, sizes=sizes, compile=True)
+    assert sorted(model.deploy_compile_seconds) == sorted(sizes)
+    with torch.no_grad():
+        model(torch.rand(1, 3, 48, 80))  # and a new size after them still compiles
