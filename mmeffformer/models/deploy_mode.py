@@ -38,22 +38,23 @@ def reparameterize_modules(model: nn.Module) -> None:
 
 
 def make_room_for_graphs(count: int) -> None:
-    """Let dynamo hold ``count`` graphs of the backbones' code and 8 more.
+    """Raise dynamo's ``recompile_limit`` by ``count``: room for this call's graphs.
 
     Under ``fullgraph=True`` dynamo refuses a shape beyond ``recompile_limit`` (8 by
     default) with ``FailOnRecompileLimitHit``, and the backbones of one class share their
-    code: nine served sizes, or two backbones at five sizes, would fail here otherwise.
+    code (also across models and calls in one process): nine served sizes, or two
+    backbones at five sizes, would fail otherwise. The default's 8 stay for later sizes.
     """
     from torch._dynamo import config
 
-    needed = count + 8
-    if config.recompile_limit < needed:
+    if count:
         print_log(
             f'compiled deploy: torch._dynamo.config.recompile_limit raised from '
-            f'{config.recompile_limit} to {needed} for {count} backbone graphs',
+            f'{config.recompile_limit} to {config.recompile_limit + count} for {count} '
+            'backbone graphs',
             logger='current',
         )
-        config.recompile_limit = needed
+        config.recompile_limit += count
 
 
 def compile_backbone(backbone: nn.Module) -> None:

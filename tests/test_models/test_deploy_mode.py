@@ -48,6 +48,15 @@ def test_deploy_equals_eval_and_serves_cached_biases(model, num_biases):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * b.abs().max().item())
 
 
+@pytest.fixture
+def fresh_dynamo():
+    """Compiled graphs of one test do not count against dynamo's limits in the next."""
+    torch._dynamo.reset()
+    yield
+    torch._dynamo.reset()
+
+
+@pytest.mark.usefixtures('fresh_dynamo')
 @pytest.mark.parametrize(
     'build',
     [
@@ -78,18 +87,21 @@ def test_compiled_deploy_is_one_graph_equal_to_eager_and_never_recompiles(build)
     assert counters['stats']['unique_graphs'] == graphs_before + 1  # served size: no recompile
 
 
-def test_compile_without_a_cpp_compiler_fails_naming_the_cause(monkeypatch):
+def test_compile_without_a_cpp_compiler_fails_naming_the_cause():
     from torch._inductor import config
 
     from mmeffformer.models import switch_to_deploy
 
-    monkeypatch.setattr(config.cpp, 'cxx', ('no-such-c++-compiler',))
     model = EfficientFormer(TINY_V1)
-    with pytest.raises(RuntimeError, match='needs a C\\+\\+ compiler.*no-such-c\\+\\+-compiler'):
-        switch_to_deploy(model, sizes=[(64, 64)], compile=True)
+    with config.patch({'cpp.cxx': ('no-such-c++-compiler',)}):  # restored on exit
+        with pytest.raises(
+            RuntimeError, match='needs a C\\+\\+ compiler.*no-such-c\\+\\+-compiler'
+        ):
+            switch_to_deploy(model, sizes=[(64, 64)], compile=True)
     assert any(isinstance(m, _BatchNorm) for m in model.modules())  # nothing was rewritten
 
 
+@pytest.mark.usefixtures('fresh_dynamo')
 def test_compiled_deploy_serves_more_sizes_than_dynamos_default_limit(monkeypatch):
     from torch._dynamo import config
 
@@ -101,10 +113,10 @@ def test_compiled_deploy_serves_more_sizes_than_dynamos_default_limit(monkeypatc
         'compile_backbone',
         lambda backbone: backbone.compile(fullgraph=True, dynamic=False, backend='eager'),
     )
-    monkeypatch.setattr(config, 'recompile_limit', 8)
     sizes = [(32 + 32 * i, 64) for i in range(10)]  # ten sizes: past the default limit of 8
     model = EfficientFormer(TINY_V1)
-    deploy_mode.switch_to_deploy(model, sizes=sizes, compile=True)
-    assert sorted(model.deploy_compile_seconds) == sorted(sizes)
-    with torch.no_grad():
-        model(torch.rand(1, 3, 48, 80))  # and a new size after them still compiles
+    with config.patch(recompile_limit=8):  # restored on exit
+        deploy_mode.switch_to_deploy(model, sizes=sizes, compile=True)
+        assert sorted(model.deploy_compile_seconds) == sorted(sizes)
+        with torch.no_grad():
+            model(torch.rand(1, 3, 48, 80))  # and a new size after them still compiles
