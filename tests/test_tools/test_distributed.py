@@ -6,7 +6,6 @@ import hashlib
 import io
 import math
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,22 +15,16 @@ from mmengine.config import Config
 
 from mmeffformer.datasets.synthetic import write_dataset
 from tests.helpers.downstream import build_from_config
-from tests.helpers.http_server import CheckpointServer
+from tests.helpers.http_server import CheckpointServer, unused_port
 from tests.helpers.tiny_configs import write_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
 def test_two_process_ddp_matches_single_process(tmp_path):
     data = tmp_path / 'data'
     write_dataset(str(data), num_train=6, num_val=1, size=(128, 128))
-    env = dict(os.environ, PYTHON=sys.executable, PORT=str(free_port()), OMP_NUM_THREADS='1')
+    env = dict(os.environ, PYTHON=sys.executable, PORT=str(unused_port()), OMP_NUM_THREADS='1')
     ddp_dir, single_dir = tmp_path / 'ddp', tmp_path / 'single'
     subprocess.run(
         ['bash', str(ROOT / 'tools' / 'dist_train.sh'), str(write_config(tmp_path, data, 1)), '2',
@@ -82,7 +75,7 @@ def test_two_ranks_download_a_url_checkpoint_once(tmp_path):
             + f"model['backbone']['init_cfg'] = dict(_delete_=True, type='Pretrained', checkpoint='{url}')\n"
         )
         env = dict(
-            os.environ, PYTHON=sys.executable, PORT=str(free_port()), OMP_NUM_THREADS='1',
+            os.environ, PYTHON=sys.executable, PORT=str(unused_port()), OMP_NUM_THREADS='1',
             MMEFFFORMER_CACHE=str(tmp_path / 'cache'),
         )  # fmt: skip
         run = subprocess.run(
