@@ -76,7 +76,9 @@ def switch_to_deploy(
     precomputes the attention biases for the image ``sizes`` (H, W) to serve.
     ``dtype`` (``torch.bfloat16`` / ``torch.float16``): the backbones compute in it,
     channels-last, take float32 NCHW images and return features in the input's
-    dtype and layout, so necks, heads and mmcv ops are unchanged.
+    dtype and layout, so necks, heads and mmcv ops are unchanged; under autocast to
+    ``dtype`` they return them in ``dtype``, channels-last (no round trip before a neck
+    that autocast runs in ``dtype``).
     ``compile``: each backbone is compiled in place (:func:`compile_backbone`; callers
     keep calling the same objects) and compiled for every size in ``sizes`` here, batch
     1, so serving those sizes never recompiles; another size or batch compiles once on

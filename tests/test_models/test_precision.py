@@ -95,6 +95,21 @@ def test_channels_last_input_and_output_layout_are_kept():
     assert all(o.is_contiguous(memory_format=torch.channels_last) for o in outs)
 
 
+def test_under_autocast_to_the_deploy_dtype_features_stay_in_it():
+    model = switch_to_deploy(EfficientFormer(TINY_V1), dtype=torch.bfloat16)
+    x = torch.rand(1, 3, 64, 96)
+    with torch.no_grad():
+        plain = model(x)
+        with torch.autocast('cpu', torch.bfloat16):
+            kept = model(x)
+        with torch.autocast('cpu', torch.float16):  # another dtype: given back as usual
+            other = model(x)
+    for a, b, c in zip(kept, plain, other):
+        assert a.dtype == torch.bfloat16 and a.is_contiguous(memory_format=torch.channels_last)
+        assert c.dtype == torch.float32 and c.is_contiguous()
+        torch.testing.assert_close(a.float(), b, rtol=0, atol=0)  # the same values
+
+
 @pytest.mark.parametrize('name', ['v1', 'v2'])
 def test_channels_last_training_matches_nchw(name):
     """Not deployed: channels-last images give the NCHW outputs and gradients."""

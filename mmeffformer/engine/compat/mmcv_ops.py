@@ -1,9 +1,12 @@
-"""mmcv's compiled CPU RoIAlign / RoIPool / NMS made usable under autocast.
+"""mmcv's compiled CPU RoIAlign / RoIPool / NMS made usable under autocast and on
+channels-last features.
 
 Their kernels exist for float32 only (``expected scalar type Float but found
 BFloat16``). Under autocast their reduced-precision inputs are cast to float32
-first (the ops are a small part of the time, and box coordinates need float32
-anyway); a floating result goes back in the first input's dtype.
+first (box coordinates need float32 anyway); a floating result goes back in the
+first input's dtype. The kernels also index their inputs as contiguous NCHW
+whatever the strides, so channels-last features (what a reduced-precision deploy
+backbone gives under autocast) gave wrong RoI features; inputs are made contiguous.
 """
 
 from __future__ import annotations
@@ -17,16 +20,18 @@ from mmeffformer.utils.precision import REDUCED_DTYPES
 
 
 def _in_float32(method: Callable) -> Callable:
-    """Wrap an autograd ``Function.forward`` / ``backward``: reduced-precision tensors
-    go in as float32, and a floating result comes back in the first input's dtype
-    (mmdet writes RoI features into a buffer of the features' dtype)."""
+    """Wrap an autograd ``Function.forward`` / ``backward``: tensors go in contiguous,
+    reduced-precision ones as float32, and a floating result comes back in the first
+    input's dtype (mmdet writes RoI features into a buffer of the features' dtype)."""
 
     @functools.wraps(method)
     def wrapped(ctx: Any, *args: Any, **kwargs: Any) -> Any:
         tensors = [a for a in args if isinstance(a, torch.Tensor)]
         dtype = tensors[0].dtype if tensors else None
         args = tuple(
-            a.float() if isinstance(a, torch.Tensor) and a.dtype in REDUCED_DTYPES else a
+            (a.float() if a.dtype in REDUCED_DTYPES else a).contiguous()
+            if isinstance(a, torch.Tensor)
+            else a
             for a in args
         )
         result = method(ctx, *args, **kwargs)
@@ -43,7 +48,8 @@ def _in_float32(method: Callable) -> Callable:
 
 
 def make_mmcv_ops_autocast_safe() -> None:
-    """Run mmcv's float32-only ops in float32 under reduced precision (idempotent)."""
+    """Run mmcv's float32-only ops in float32 under reduced precision, on contiguous
+    inputs (idempotent)."""
     from mmcv.ops.nms import NMSop, SoftNMSop
     from mmcv.ops.roi_align import RoIAlignFunction
     from mmcv.ops.roi_pool import RoIPoolFunction

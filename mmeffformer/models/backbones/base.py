@@ -153,12 +153,17 @@ class EfficientFormerBackboneBase(BaseModule):
             )
         give_back = None
         if self.compute_dtype is not None:
-            # deployed in a precision / layout of its own: convert once in, once out
-            channels_last = not x.is_contiguous() and x.is_contiguous(
-                memory_format=torch.channels_last
-            )
-            layout = torch.channels_last if channels_last else torch.contiguous_format
-            give_back = dict(dtype=x.dtype, memory_format=layout)
+            # deployed in a precision / layout of its own: convert once in, once out,
+            # except under autocast to the same dtype, where the neck and heads compute
+            # in it anyway and channels-last suits their convolutions and RoIAlign
+            if self._autocast_to_compute_dtype(x.device.type):
+                give_back = dict(memory_format=torch.channels_last)
+            else:
+                channels_last = not x.is_contiguous() and x.is_contiguous(
+                    memory_format=torch.channels_last
+                )
+                layout = torch.channels_last if channels_last else torch.contiguous_format
+                give_back = dict(dtype=x.dtype, memory_format=layout)
             x = x.to(dtype=self.compute_dtype, memory_format=torch.channels_last)
         x = self.stem(x)
         outs = []
@@ -170,6 +175,12 @@ class EfficientFormerBackboneBase(BaseModule):
             if index == self.out_indices[-1]:
                 break
         return tuple(outs)
+
+    def _autocast_to_compute_dtype(self, device_type: str) -> bool:
+        return (
+            torch.is_autocast_enabled(device_type)
+            and torch.get_autocast_dtype(device_type) == self.compute_dtype
+        )
 
     def _frozen_modules(self) -> List[nn.Module]:
         if self.frozen_stages < 0:
@@ -213,7 +224,9 @@ class EfficientFormerBackboneBase(BaseModule):
             raise ValueError(f'float16 deploy runs on cpu or cuda, not on {device.type}')
 
     def set_compute_precision(self, dtype: torch.dtype) -> None:
-        """Compute in ``dtype`` and channels-last; images and features keep the caller's.
+        """Compute in ``dtype`` and channels-last; images and features keep the caller's
+        dtype and layout, except under autocast to ``dtype``, where the features stay in
+        ``dtype``, channels-last (what autocast would compute the neck in).
 
         Kept in float32: the attention-bias tables, whose bicubic resize is computed
         once per size in float32 and served in ``dtype``, and LayerNorm / GroupNorm

@@ -1,31 +1,29 @@
-"""RoIAlign as two small matrix products: mmcv's ``RoIAlign`` (avg mode), multi-threaded.
+"""RoIAlign as two small matrix products per RoI: mmcv's ``RoIAlign`` (avg mode),
+multi-threaded and in bf16 / fp16 where the features are.
 
-mmcv's compiled CPU RoIAlign runs on one thread and has no bf16 kernel; in the demo's
-Mask R-CNN its forward and backward were about a third of a CPU training step
-(docs/train_step.md). Bilinear sampling on a regular grid is separable: a bin's
-average over its sample points is ``rows @ feature @ cols.T``, where ``rows``
-(``bins x H``) holds, for each output row, the mean of its samples' vertical
-interpolation weights, and ``cols`` (``bins x W``) the same horizontally. Both come
-from the RoI alone, so the op becomes two matmuls whose gradient autograd gives (and
-that run in bf16 under autocast). The sample positions, the out-of-map rule and the
-adaptive grid (``sampling_ratio=0``) follow mmcv's kernel, so results agree with it to
-float rounding (tests/test_models/test_layers/test_roi_align.py).
+mmcv's compiled CPU RoIAlign runs on one thread and has float32 kernels only; it was
+over half of a bf16 Mask R-CNN inference at 800x1216. Bilinear sampling on a regular
+grid is separable: a bin's average over its sample points is ``rows @ window @ cols.T``,
+where ``rows`` (``bins x h``) holds, for each output row, the mean of its samples'
+vertical interpolation weights on the ``h`` feature rows the RoI's samples touch, and
+``cols`` (``bins x w``) the same horizontally. Both come from the RoI alone. In the
+features' channels-last layout the RoI's ``h x w`` window is a strided matrix
+``h x (w * C)`` that BLAS reads in place, so each RoI costs two matmuls on its own
+window and nothing else is copied; the backward pass is the transposed products,
+accumulated in place into the gradient's windows.
 
-The cost grows with the feature map (each RoI reads whole rows of its level): the
-win is on the small maps of CPU training at a few hundred pixels; at COCO sizes
-mmcv's kernel does less work.
+The sample positions, the out-of-map rule and the adaptive grid (``sampling_ratio=0``)
+follow mmcv's kernel, so values and gradients agree with it to float rounding
+(tests/test_models/test_layers/test_roi_align.py).
 """
 
 from __future__ import annotations
 
-from typing import Tuple, Union
+from typing import List, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 from torch.nn.modules.utils import _pair
-
-#: Largest intermediate of one matmul, in elements (64 MiB in float32).
-CHUNK_ELEMENTS = 1 << 24
 
 
 def axis_weights(
@@ -75,6 +73,64 @@ def axis_weights(
     return weights
 
 
+def axis_windows(weights: Tensor) -> Tuple[Tensor, Tensor]:
+    """First cell and number of cells ``(K,)`` that each RoI's ``weights``
+    (K, bins, size) touch: the window its bilinear samples read (0 cells if none)."""
+    touched = (weights != 0).any(1)
+    size = touched.shape[1]
+    first = touched.to(torch.uint8).argmax(1)  # argmax gives the first maximum
+    last = size - 1 - touched.flip(1).to(torch.uint8).argmax(1)
+    count = torch.where(touched.any(1), last - first + 1, torch.zeros_like(first))
+    return first, count
+
+
+#: One RoI's window: (image, first row, rows, first column, columns)
+Window = Tuple[int, int, int, int, int]
+
+
+class WindowedRoIAlign(torch.autograd.Function):
+    """Per-RoI ``rows @ window @ cols.T`` on channels-last features; gradient for the
+    features only (the weights come from detached RoIs)."""
+
+    @staticmethod
+    def forward(
+        ctx,  # noqa: ANN001 - autograd's context
+        features: Tensor,
+        rows: Tensor,
+        cols: Tensor,
+        windows: List[Window],
+    ) -> Tensor:
+        by_pixel = features.permute(0, 2, 3, 1)  # (N, H, W, C), a view if channels-last
+        if not by_pixel.is_contiguous():
+            by_pixel = by_pixel.contiguous()
+        channels, out_h, out_w = features.shape[1], rows.shape[1], cols.shape[1]
+        pooled = by_pixel.new_zeros(len(windows), out_h, out_w, channels)
+        for k, (image, y, h, x, w) in enumerate(windows):
+            if h and w:
+                window = by_pixel[image, y : y + h, x : x + w].reshape(h, w * channels)
+                sampled = torch.mm(rows[k, :, y : y + h], window).view(out_h, w, channels)
+                torch.matmul(cols[k, :, x : x + w], sampled, out=pooled[k])
+        ctx.save_for_backward(rows, cols)
+        ctx.windows, ctx.shape = windows, features.shape
+        return pooled.permute(0, 3, 1, 2)  # (K, C, out_h, out_w), channels-last
+
+    @staticmethod
+    def backward(ctx, grad_pooled: Tensor):  # noqa: ANN001, ANN205 - autograd's API
+        rows, cols = ctx.saved_tensors
+        images, channels, height, width = ctx.shape
+        by_pixel = grad_pooled.permute(0, 2, 3, 1)  # (K, out_h, out_w, C)
+        grad = by_pixel.new_zeros(images, height, width, channels)
+        out_h = rows.shape[1]
+        for k, (image, y, h, x, w) in enumerate(ctx.windows):
+            if h and w:
+                # (out_h, w, C): the columns' products transposed, then the rows' into
+                # the window of the gradient, in place
+                sampled = torch.matmul(cols[k, :, x : x + w].t(), by_pixel[k])
+                window = grad[image, y : y + h, x : x + w].view(h, w * channels)
+                window.addmm_(rows[k, :, y : y + h].t(), sampled.reshape(out_h, w * channels))
+        return grad.permute(0, 3, 1, 2), None, None, None
+
+
 def roi_align(
     features: Tensor,
     rois: Tensor,
@@ -85,14 +141,27 @@ def roi_align(
 ) -> Tensor:
     """mmcv's ``roi_align`` in avg mode: ``features`` (N, C, H, W), ``rois`` (K, 5) as
     (batch index, x1, y1, x2, y2) in input pixels; returns (K, C, out_h, out_w) in the
-    features' dtype (autocast's, under autocast). RoIs are not differentiated."""
+    features' dtype (autocast's, under autocast), channels-last in memory. RoIs are not
+    differentiated. Off the CPU, mmcv's kernel computes it (one GPU launch for all RoIs)."""
     if features.dim() != 4 or rois.dim() != 2 or rois.shape[1] != 5:
         raise ValueError(
             'roi_align expects features (N, C, H, W) and rois (K, 5), got '
             f'{tuple(features.shape)} and {tuple(rois.shape)}'
         )
     out_h, out_w = _pair(output_size)
-    _, channels, height, width = features.shape
+    if features.device.type != 'cpu':  # one launch per RoI would lose to mmcv's GPU kernel
+        from mmcv.ops import roi_align as mmcv_roi_align
+
+        return mmcv_roi_align(
+            features.contiguous(),
+            rois,
+            (out_h, out_w),
+            spatial_scale,
+            sampling_ratio,
+            'avg',
+            aligned,
+        )
+    _, _, height, width = features.shape
     rois = rois.detach()
     with torch.no_grad():
         rows = axis_weights(
@@ -101,27 +170,16 @@ def roi_align(
         cols = axis_weights(
             rois[:, 1], rois[:, 3], width, out_w, spatial_scale, sampling_ratio, aligned
         )
-    batch_index = rois[:, 0].long()
-    # RoIs per matmul: the (k * out_h, C * W) intermediate stays under CHUNK_ELEMENTS
-    per_chunk = max(1, CHUNK_ELEMENTS // (out_h * channels * width))
-    pieces, order = [], []
-    for image in torch.unique(batch_index).tolist():
-        by_row = features[image].transpose(0, 1).reshape(height, channels * width)
-        for chosen in torch.nonzero(batch_index == image).squeeze(1).split(per_chunk):
-            count = chosen.numel()
-            # (k * out_h, H) @ (H, C * W): the chunk's rows at once
-            sampled = rows[chosen].reshape(count * out_h, height).to(by_row.dtype) @ by_row
-            # (k, out_h * C, W) @ (k, W, out_w)
-            sampled = sampled.reshape(count, out_h * channels, width)
-            pooled = torch.bmm(sampled, cols[chosen].transpose(1, 2).to(sampled.dtype))
-            pieces.append(pooled.reshape(count, out_h, channels, out_w).permute(0, 2, 1, 3))
-            order.append(chosen)
-    if not pieces:
-        return features.new_zeros(0, channels, out_h, out_w)
-    pooled = torch.cat(pieces)
-    inverse = torch.empty_like(batch_index)
-    inverse[torch.cat(order)] = torch.arange(len(batch_index), device=inverse.device)
-    return pooled[inverse].contiguous()
+        row_first, row_count = axis_windows(rows)
+        col_first, col_count = axis_windows(cols)
+        windows = torch.stack(
+            [rois[:, 0].long(), row_first, row_count, col_first, col_count], 1
+        ).tolist()
+    device_type = features.device.type
+    if torch.is_autocast_enabled(device_type):
+        features = features.to(torch.get_autocast_dtype(device_type))
+    rows, cols = rows.to(features.dtype), cols.to(features.dtype)
+    return WindowedRoIAlign.apply(features, rows, cols, windows)
 
 
 class MatmulRoIAlign(nn.Module):

@@ -36,3 +36,29 @@ def test_extractor_refuses_other_roi_layers():
     args['roi_layer'] = dict(type='RoIPool', output_size=7)
     with pytest.raises(ValueError, match="type 'RoIAlign' only, got 'RoIPool'"):
         MatmulRoIExtractor(**args)
+
+
+def test_bf16_channels_last_features_are_pooled_without_a_float32_copy():
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    feats = tuple(torch.randn(1, 4, 320 // s, 480 // s) for s in (4, 8, 16, 32))
+    rois = random_rois(50, 1, 480, 320, seed=5)
+    rois[:, 3:] = torch.maximum(rois[:, 3:], rois[:, 1:3] + 0.5)
+    expected = SingleRoIExtractor(**extractor_args(7))(feats, rois)
+    low = tuple(f.bfloat16().contiguous(memory_format=torch.channels_last) for f in feats)
+    big_float32 = []
+
+    class FeatureSizedFloat32(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if isinstance(out, torch.Tensor) and out.dtype == torch.float32:
+                if out.dim() == 4 and 4 in out.shape:  # a feature map or RoI features
+                    big_float32.append(func)
+            return out
+
+    with FeatureSizedFloat32():
+        pooled = MatmulRoIExtractor(**extractor_args(7))(low, rois)
+    assert big_float32 == []
+    assert pooled.dtype == torch.bfloat16
+    assert pooled.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(pooled.float(), expected, atol=0.05, rtol=0.02)
