@@ -9,7 +9,14 @@ model = dict(
         type='mmeffformer.EfficientFormer',
         attn_bias='official',  # as the authors' released COCO checkpoints
         attn_bias_size=800,
-    )
+    ),
+    # mmdet's level mapping and RoIAlign semantics; on a CPU the RoIAlign is multi-threaded
+    # and runs in the features' dtype (mmcv's kernel: one thread, float32), on a GPU it is
+    # mmcv's kernel (docs/roi_align.md)
+    roi_head=dict(
+        bbox_roi_extractor=dict(type='mmeffformer.MatmulRoIExtractor'),
+        mask_roi_extractor=dict(type='mmeffformer.MatmulRoIExtractor'),
+    ),
 )
 
 # AdamW 2e-4, 12 epochs, steps at 8 and 11, 500-iteration linear warm-up from 1e-6.

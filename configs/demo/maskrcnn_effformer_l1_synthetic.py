@@ -18,10 +18,6 @@ model = dict(
         # mmdet's StandardRoIHead whose mask head trains on at most 8 positives per image
         type='mmeffformer.MaskBudgetRoIHead',
         mask_positives_per_image=8,
-        # mmdet's level mapping, RoIAlign as two matmuls: multi-threaded and bf16 on a
-        # CPU, same features as mmcv's single-threaded kernel (docs/train_step.md)
-        bbox_roi_extractor=dict(type='mmeffformer.MatmulRoIExtractor'),
-        mask_roi_extractor=dict(type='mmeffformer.MatmulRoIExtractor'),
         bbox_head=dict(num_classes=3),
         mask_head=dict(num_classes=3),
     ),

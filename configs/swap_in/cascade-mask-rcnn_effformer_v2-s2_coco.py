@@ -16,6 +16,11 @@ model = dict(
         init_cfg=dict(type='Pretrained', checkpoint=checkpoint_file),
     ),
     neck=dict(in_channels=[32, 64, 144, 288]),
+    # multi-threaded RoIAlign in the features' dtype on a CPU, mmcv's on a GPU
+    roi_head=dict(
+        bbox_roi_extractor=dict(type='mmeffformer.MatmulRoIExtractor'),
+        mask_roi_extractor=dict(type='mmeffformer.MatmulRoIExtractor'),
+    ),
 )
 optim_wrapper = dict(
     _delete_=True, type='OptimWrapper', optimizer=dict(type='AdamW', lr=2e-4, weight_decay=0.05)

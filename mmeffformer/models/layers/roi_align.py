@@ -90,7 +90,9 @@ Window = Tuple[int, int, int, int, int]
 
 class WindowedRoIAlign(torch.autograd.Function):
     """Per-RoI ``rows @ window @ cols.T`` on channels-last features; gradient for the
-    features only (the weights come from detached RoIs)."""
+    features only (the weights come from detached RoIs). ``rows`` (K, out_h, H) and
+    ``cols`` (K, out_w, W) are contiguous; each RoI's operands are ``as_strided`` views
+    (one call each: the Python loop over RoIs is the op's overhead)."""
 
     @staticmethod
     def forward(
@@ -103,31 +105,49 @@ class WindowedRoIAlign(torch.autograd.Function):
         by_pixel = features.permute(0, 2, 3, 1)  # (N, H, W, C), a view if channels-last
         if not by_pixel.is_contiguous():
             by_pixel = by_pixel.contiguous()
-        channels, out_h, out_w = features.shape[1], rows.shape[1], cols.shape[1]
-        pooled = by_pixel.new_zeros(len(windows), out_h, out_w, channels)
+        _, height, width, channels = by_pixel.shape
+        out_h, out_w = rows.shape[1], cols.shape[1]
+        pooled = by_pixel.new_empty(len(windows), out_h, out_w, channels)
+        views = pooled.unbind(0)
+        base, row_base, col_base = (t.storage_offset() for t in (by_pixel, rows, cols))
         for k, (image, y, h, x, w) in enumerate(windows):
-            if h and w:
-                window = by_pixel[image, y : y + h, x : x + w].reshape(h, w * channels)
-                sampled = torch.mm(rows[k, :, y : y + h], window).view(out_h, w, channels)
-                torch.matmul(cols[k, :, x : x + w], sampled, out=pooled[k])
+            if not (h and w):
+                views[k].zero_()
+                continue
+            start = base + ((image * height + y) * width + x) * channels
+            window = by_pixel.as_strided((h, w * channels), (width * channels, 1), start)
+            row_k = rows.as_strided((out_h, h), (height, 1), row_base + k * out_h * height + y)
+            # the RoI's column weights, the same for every output row
+            col_k = cols.as_strided(
+                (out_h, out_w, w), (0, width, 1), col_base + k * out_w * width + x
+            )
+            sampled = torch.mm(row_k, window).view(out_h, w, channels)
+            torch.bmm(col_k, sampled, out=views[k])
         ctx.save_for_backward(rows, cols)
-        ctx.windows, ctx.shape = windows, features.shape
+        ctx.windows, ctx.shape = windows, by_pixel.shape
         return pooled.permute(0, 3, 1, 2)  # (K, C, out_h, out_w), channels-last
 
     @staticmethod
     def backward(ctx, grad_pooled: Tensor):  # noqa: ANN001, ANN205 - autograd's API
         rows, cols = ctx.saved_tensors
-        images, channels, height, width = ctx.shape
-        by_pixel = grad_pooled.permute(0, 2, 3, 1)  # (K, out_h, out_w, C)
+        images, height, width, channels = ctx.shape
+        by_pixel = grad_pooled.permute(0, 2, 3, 1).contiguous()  # (K, out_h, out_w, C)
         grad = by_pixel.new_zeros(images, height, width, channels)
-        out_h = rows.shape[1]
+        out_h, out_w = rows.shape[1], cols.shape[1]
+        row_base, col_base = rows.storage_offset(), cols.storage_offset()
         for k, (image, y, h, x, w) in enumerate(ctx.windows):
-            if h and w:
-                # (out_h, w, C): the columns' products transposed, then the rows' into
-                # the window of the gradient, in place
-                sampled = torch.matmul(cols[k, :, x : x + w].t(), by_pixel[k])
-                window = grad[image, y : y + h, x : x + w].view(h, w * channels)
-                window.addmm_(rows[k, :, y : y + h].t(), sampled.reshape(out_h, w * channels))
+            if not (h and w):
+                continue
+            # the columns' product transposed: (out_h, w, out_w) @ (out_h, out_w, C)
+            col_k = cols.as_strided(
+                (out_h, w, out_w), (0, 1, width), col_base + k * out_w * width + x
+            )
+            sampled = torch.bmm(col_k, by_pixel[k]).view(out_h, w * channels)
+            # then the rows', added in place into the RoI's window of the gradient
+            start = ((image * height + y) * width + x) * channels
+            window = grad.as_strided((h, w * channels), (width * channels, 1), start)
+            row_k = rows.as_strided((h, out_h), (1, height), row_base + k * out_h * height + y)
+            window.addmm_(row_k, sampled)
         return grad.permute(0, 3, 1, 2), None, None, None
 
 
@@ -178,7 +198,8 @@ def roi_align(
     device_type = features.device.type
     if torch.is_autocast_enabled(device_type):
         features = features.to(torch.get_autocast_dtype(device_type))
-    rows, cols = rows.to(features.dtype), cols.to(features.dtype)
+    rows = rows.to(features.dtype).contiguous()
+    cols = cols.to(features.dtype).contiguous()
     return WindowedRoIAlign.apply(features, rows, cols, windows)
 
 

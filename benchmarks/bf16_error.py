@@ -1,0 +1,177 @@
+"""Where the bf16 deploy error of a backbone comes from, block by block.
+
+Usage: python benchmarks/bf16_error.py [--variants l1 l3 v2-s0] [--shape 800 1216]
+Writes docs/bf16_error.json and docs/bf16_error.md (one run, one machine).
+
+Weights: the detection recipe's backbone, random, with trained-like BatchNorm statistics
+and layer scales (``trained_like``). Reference: the fp32 deploy backbone; tested: the
+same weights in bf16 deploy. Every error is the largest absolute difference over the
+largest reference value of that tensor. Per block (the stem, each downsample, each
+block, in order):
+
+- accumulated: the bf16 model's block output against the fp32 one (both run whole);
+- own: the bf16 block given the fp32 block's input (rounded to bf16), against the fp32
+  block output: what the block adds by itself.
+
+Error does not depend on the CPU's bf16 support (emulated bf16 rounds the same way);
+only the time does, and this script does not time anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import torch
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import ROOT, machine_description, recipe  # noqa: E402
+from mmeffformer.models import switch_to_deploy  # noqa: E402
+from mmeffformer.models.layers import LayerScale  # noqa: E402
+from mmeffformer.utils.model_analysis import build_model  # noqa: E402
+
+JSON = ROOT / 'docs' / 'bf16_error.json'
+PAGE = ROOT / 'docs' / 'bf16_error.md'
+
+
+def trained_like(backbone: nn.Module, seed: int = 0) -> None:
+    """BatchNorm statistics and affine terms away from the identity, layer scales in
+    0.1-0.6 (trained ones are far from their 1e-5 initial value)."""
+    generator = torch.Generator().manual_seed(seed)
+    for norm in (m for m in backbone.modules() if isinstance(m, _BatchNorm)):
+        n = norm.num_features
+        norm.running_mean.copy_(torch.randn(n, generator=generator) * 0.3)
+        norm.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
+        norm.weight.data.copy_(1 + torch.randn(n, generator=generator) * 0.2)
+        norm.bias.data.copy_(torch.randn(n, generator=generator) * 0.2)
+    for scale in (m for m in backbone.modules() if isinstance(m, LayerScale)):
+        scale.gamma.data.copy_(torch.rand(scale.gamma.shape, generator=generator) * 0.5 + 0.1)
+
+
+def blocks_in_order(backbone: nn.Module) -> List[Tuple[str, nn.Module]]:
+    """The stem, then per stage its downsample and its blocks."""
+    named = [('stem', backbone.stem)]
+    for index, stage in enumerate(backbone.stages):
+        if stage.downsample is not None:
+            named.append((f'stage{index + 1}.downsample', stage.downsample))
+        for number, block in enumerate(stage.blocks):
+            named.append((f'stage{index + 1}.{number} {type(block).__name__}', block))
+    return named
+
+
+def relative(got: torch.Tensor, want: torch.Tensor) -> float:
+    got, want = got.float(), want.float()
+    return ((got - want).abs().max() / want.abs().max().clamp(min=1e-30)).item()
+
+
+def record_io(blocks: List[Tuple[str, nn.Module]]) -> Tuple[Dict[str, tuple], list]:
+    """Hooks that keep each block's inputs and output of the next call."""
+    seen: Dict[str, tuple] = {}
+    handles = []
+    for name, block in blocks:
+
+        def hook(module, args, output, name=name):
+            seen[name] = (args, output)
+
+        handles.append(block.register_forward_hook(hook))
+    return seen, handles
+
+
+def to_bf16(value):
+    if isinstance(value, torch.Tensor) and value.is_floating_point():
+        layout = torch.channels_last if value.dim() == 4 else torch.contiguous_format
+        return value.to(dtype=torch.bfloat16, memory_format=layout)
+    return value
+
+
+def measure_variant(variant: str, size: Tuple[int, int]) -> dict:
+    torch.manual_seed(0)
+    backbone, _ = build_model(recipe(variant, size), 'backbone')
+    trained_like(backbone)
+    reference = switch_to_deploy(copy.deepcopy(backbone), sizes=[size])
+    low = switch_to_deploy(copy.deepcopy(backbone), sizes=[size], dtype=torch.bfloat16)
+    image = torch.rand(1, 3, *size)
+    ref_blocks, low_blocks = blocks_in_order(reference), blocks_in_order(low)
+    ref_seen, handles = record_io(ref_blocks)
+    low_seen, more = record_io(low_blocks)
+    with torch.no_grad():
+        ref_out = reference(image)
+        low_out = low(image)
+        for handle in handles + more:
+            handle.remove()
+        rows = []
+        for (name, _), (_, low_block) in zip(ref_blocks, low_blocks):
+            ref_args, ref_output = ref_seen[name]
+            own = low_block(*[to_bf16(a) for a in ref_args])
+            rows.append(
+                dict(
+                    block=name,
+                    accumulated=relative(low_seen[name][1], ref_output),
+                    own=relative(own, ref_output),
+                    magnitude=ref_output.abs().max().item(),
+                )
+            )
+    outputs = [relative(a, b) for a, b in zip(low_out, ref_out)]
+    return dict(variant=variant, size=list(size), outputs=outputs, blocks=rows)
+
+
+def render(results: dict) -> str:
+    lines = [
+        '# bf16 deploy error, block by block',
+        '',
+        f'Computed on: {results["machine"]}; command: `{results["command"]}`. Detection-recipe '
+        'backbones with random weights, trained-like BatchNorm statistics and layer scales; '
+        'reference: fp32 deploy on the same weights. Error: largest absolute difference over '
+        'the largest reference value. *Accumulated*: the bf16 model run whole; *own*: the '
+        'bf16 block on the fp32 input (rounded to bf16), what the block adds by itself.',
+        '',
+    ]
+    for row in results['rows']:
+        outputs = ', '.join(f'{e:.1e}' for e in row['outputs'])
+        lines += [
+            f'## {row["variant"]}, {row["size"][0]}x{row["size"][1]}',
+            '',
+            f'Outputs (strides 4 / 8 / 16 / 32): {outputs}.',
+            '',
+            '| block | own | accumulated | largest value |',
+            '|---|---|---|---|',
+        ]
+        for block in row['blocks']:
+            lines.append(
+                f'| {block["block"]} | {block["own"]:.1e} | {block["accumulated"]:.1e} | '
+                f'{block["magnitude"]:.3g} |'
+            )
+        lines.append('')
+    return '\n'.join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--variants', nargs='+', default=['l1', 'l3', 'v2-s0'])
+    parser.add_argument('--shape', type=int, nargs=2, default=[800, 1216], metavar=('H', 'W'))
+    args = parser.parse_args(argv)
+    size = tuple(args.shape)
+    rows = []
+    for variant in args.variants:
+        rows.append(measure_variant(variant, size))
+        print(json.dumps(rows[-1]), flush=True)
+    results = dict(
+        machine=machine_description(),
+        command=f'python benchmarks/bf16_error.py --variants {" ".join(args.variants)} '
+        f'--shape {size[0]} {size[1]}',
+        rows=rows,
+    )
+    JSON.write_text(json.dumps(results, indent=1) + '\n')
+    PAGE.write_text(render(results))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
