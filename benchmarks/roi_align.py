@@ -138,17 +138,11 @@ def extractor_rows(repeats: int) -> List[dict]:
     return [extractor_row(repeats, 'box', 1000, 7), extractor_row(repeats, 'mask', 100, 14)]
 
 
-def with_mmdet_extractors(cfg):
+def with_extractors(cfg, extractor_type: str):
+    """``cfg`` with both RoI extractors of type ``extractor_type``."""
     cfg = copy.deepcopy(cfg)
     for key in ('bbox_roi_extractor', 'mask_roi_extractor'):
-        cfg.model.roi_head[key].type = 'SingleRoIExtractor'
-    return cfg
-
-
-def with_matmul_extractors(cfg):
-    cfg = copy.deepcopy(cfg)
-    for key in ('bbox_roi_extractor', 'mask_roi_extractor'):
-        cfg.model.roi_head[key].type = 'mmeffformer.MatmulRoIExtractor'
+        cfg.model.roi_head[key].type = extractor_type
     return cfg
 
 
@@ -182,9 +176,12 @@ def model_rows(repeats: int) -> List[dict]:
     if bf16:
         modes.append('deploy bf16 + autocast')
     rows = []
-    for name, build in (('mmdet', with_mmdet_extractors), ('matmul', with_matmul_extractors)):
+    for name, extractor in (
+        ('mmdet', 'SingleRoIExtractor'),
+        ('matmul', 'mmeffformer.MatmulRoIExtractor'),
+    ):
         torch.manual_seed(0)
-        model = build_model_from_cfg(build(cfg), 'model')
+        model = build_model_from_cfg(with_extractors(cfg, extractor), 'model')
         calls = {'fp32 eval': model_call(model, 'mmdet', 'model', 1, *IMAGE, 'cpu')}
         deployed = switch_to_deploy(copy.deepcopy(model), sizes=[IMAGE])
         calls['deploy fp32'] = model_call(deployed, 'mmdet', 'model', 1, *IMAGE, 'cpu')
