@@ -10,8 +10,12 @@ largest reference value of that tensor. Per block (the stem, each downsample, ea
 block, in order):
 
 - accumulated: the bf16 model's block output against the fp32 one (both run whole);
-- own: the bf16 block given the fp32 block's input (rounded to bf16), against the fp32
-  block output: what the block adds by itself.
+- own: the bf16 block given the fp32 block's input (as the tested stream holds it:
+  rounded to bf16 in the bf16-stream mode), against the fp32 block output: what the
+  block adds by itself.
+
+Two modes: the default bf16 deploy (float32 residual stream) and
+``float32_residual=False`` (the stream rounded to bf16 at every block).
 
 Error does not depend on the CPU's bf16 support (emulated bf16 rounds the same way);
 only the time does, and this script does not time anything.
@@ -84,11 +88,16 @@ def record_io(blocks: List[Tuple[str, nn.Module]]) -> Tuple[Dict[str, tuple], li
     return seen, handles
 
 
-def to_bf16(value):
+def in_stream_dtype(value, dtype: torch.dtype):
+    """A reference input as the tested model's stream holds it (rounded when bf16)."""
     if isinstance(value, torch.Tensor) and value.is_floating_point():
         layout = torch.channels_last if value.dim() == 4 else torch.contiguous_format
-        return value.to(dtype=torch.bfloat16, memory_format=layout)
+        return value.to(dtype=dtype, memory_format=layout)
     return value
+
+
+#: the tested modes: name -> float32_residual of switch_to_deploy
+MODES = {'bf16 stream': False, 'fp32 stream': True}
 
 
 def measure_variant(variant: str, size: Tuple[int, int]) -> dict:
@@ -96,30 +105,39 @@ def measure_variant(variant: str, size: Tuple[int, int]) -> dict:
     backbone, _ = build_model(recipe(variant, size), 'backbone')
     trained_like(backbone)
     reference = switch_to_deploy(copy.deepcopy(backbone), sizes=[size])
-    low = switch_to_deploy(copy.deepcopy(backbone), sizes=[size], dtype=torch.bfloat16)
     image = torch.rand(1, 3, *size)
-    ref_blocks, low_blocks = blocks_in_order(reference), blocks_in_order(low)
+    ref_blocks = blocks_in_order(reference)
     ref_seen, handles = record_io(ref_blocks)
-    low_seen, more = record_io(low_blocks)
     with torch.no_grad():
         ref_out = reference(image)
-        low_out = low(image)
-        for handle in handles + more:
-            handle.remove()
-        rows = []
-        for (name, _), (_, low_block) in zip(ref_blocks, low_blocks):
-            ref_args, ref_output = ref_seen[name]
-            own = low_block(*[to_bf16(a) for a in ref_args])
-            rows.append(
-                dict(
-                    block=name,
-                    accumulated=relative(low_seen[name][1], ref_output),
-                    own=relative(own, ref_output),
-                    magnitude=ref_output.abs().max().item(),
-                )
-            )
-    outputs = [relative(a, b) for a, b in zip(low_out, ref_out)]
-    return dict(variant=variant, size=list(size), outputs=outputs, blocks=rows)
+    for handle in handles:
+        handle.remove()
+    rows = {
+        name: dict(block=name, magnitude=ref_seen[name][1].abs().max().item())
+        for name, _ in ref_blocks
+    }
+    outputs = {}
+    for mode, float32_residual in MODES.items():
+        low = switch_to_deploy(
+            copy.deepcopy(backbone),
+            sizes=[size],
+            dtype=torch.bfloat16,
+            float32_residual=float32_residual,
+        )
+        low_blocks = blocks_in_order(low)
+        low_seen, handles = record_io(low_blocks)
+        with torch.no_grad():
+            low_out = low(image)
+            for handle in handles:
+                handle.remove()
+            for (name, _), (_, low_block) in zip(ref_blocks, low_blocks):
+                ref_args, ref_output = ref_seen[name]
+                inputs = [in_stream_dtype(a, low.residual_dtype) for a in ref_args]
+                own = low_block(*inputs)
+                rows[name][f'{mode} own'] = relative(own, ref_output)
+                rows[name][f'{mode} accumulated'] = relative(low_seen[name][1], ref_output)
+        outputs[mode] = [relative(a, b) for a, b in zip(low_out, ref_out)]
+    return dict(variant=variant, size=list(size), outputs=outputs, blocks=list(rows.values()))
 
 
 def render(results: dict) -> str:
@@ -129,25 +147,35 @@ def render(results: dict) -> str:
         f'Computed on: {results["machine"]}; command: `{results["command"]}`. Detection-recipe '
         'backbones with random weights, trained-like BatchNorm statistics and layer scales; '
         'reference: fp32 deploy on the same weights. Error: largest absolute difference over '
-        'the largest reference value. *Accumulated*: the bf16 model run whole; *own*: the '
-        'bf16 block on the fp32 input (rounded to bf16), what the block adds by itself.',
+        'the largest reference value.',
         '',
+        'Modes: *fp32 stream* is `switch_to_deploy(..., dtype=torch.bfloat16)` (the default: '
+        'the residual stream stays float32, stem, downsamples and branches compute in bf16); '
+        '*bf16 stream* adds `float32_residual=False` (the stream is rounded to bf16 after '
+        'every block). *Accumulated*: the bf16 model run whole; *own*: the bf16 block given '
+        'the fp32 reference input (as the stream holds it), what the block adds by itself.',
+        '',
+        '| backbone | size | mode | error at strides 4 / 8 / 16 / 32 |',
+        '|---|---|---|---|',
     ]
     for row in results['rows']:
-        outputs = ', '.join(f'{e:.1e}' for e in row['outputs'])
+        for mode in MODES:
+            outputs = ' / '.join(f'{e:.1e}' for e in row['outputs'][mode])
+            lines.append(
+                f'| {row["variant"]} | {row["size"][0]}x{row["size"][1]} | {mode} | {outputs} |'
+            )
+    lines.append('')
+    for row in results['rows']:
+        columns = [f'{mode} {part}' for mode in MODES for part in ('own', 'accumulated')]
         lines += [
             f'## {row["variant"]}, {row["size"][0]}x{row["size"][1]}',
             '',
-            f'Outputs (strides 4 / 8 / 16 / 32): {outputs}.',
-            '',
-            '| block | own | accumulated | largest value |',
-            '|---|---|---|---|',
+            '| block | ' + ' | '.join(columns) + ' | largest value |',
+            '|---|' + '---|' * len(columns) + '---|',
         ]
         for block in row['blocks']:
-            lines.append(
-                f'| {block["block"]} | {block["own"]:.1e} | {block["accumulated"]:.1e} | '
-                f'{block["magnitude"]:.3g} |'
-            )
+            cells = ' | '.join(f'{block[c]:.1e}' for c in columns)
+            lines.append(f'| {block["block"]} | {cells} | {block["magnitude"]:.3g} |')
         lines.append('')
     return '\n'.join(lines)
 

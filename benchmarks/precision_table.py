@@ -3,10 +3,11 @@
 Usage: python benchmarks/precision_table.py [--out docs/precision.md] [--repeats 3]
            [--variants l1 l3 ...] [--sizes 512x512 800x1216] [--no-onnx]
 
-For every backbone (and mmdet's ResNet-50) and size, five modes on the same
+For every backbone (and mmdet's ResNet-50) and size, six modes on the same
 weights are timed in turns (batch 1, median of ``--repeats`` after 2 warm-ups):
 fp32 NCHW eval (the default), fp32 channels-last eval, bf16 channels-last eval
-(autocast), bf16 deploy (``switch_to_deploy(..., dtype=torch.bfloat16)``) and
+(autocast), bf16 deploy (``switch_to_deploy(..., dtype=torch.bfloat16)``: float32
+residual stream), the same with ``float32_residual=False`` (bf16 stream) and
 ONNX Runtime (fp32, deploy model exported). The 2048-matmul rates in fp32 and
 bf16 are measured in the same run, before and after the table.
 """
@@ -38,7 +39,14 @@ from mmeffformer.models import switch_to_deploy  # noqa: E402
 from mmeffformer.utils import cpu_info, keep_freed_memory, matmul_gflops  # noqa: E402
 from mmeffformer.utils.model_analysis import build_model, count_flops  # noqa: E402
 
-MODES = ('fp32 NCHW', 'fp32 channels-last', 'bf16 channels-last', 'bf16 deploy', 'ONNX Runtime')
+MODES = (
+    'fp32 NCHW',
+    'fp32 channels-last',
+    'bf16 channels-last',
+    'bf16 deploy',
+    'bf16 deploy, bf16 stream',
+    'ONNX Runtime',
+)
 
 
 def matmul_rates(repeats: int) -> Dict[str, float]:
@@ -52,7 +60,7 @@ def images(size: tuple, layout: torch.memory_format) -> torch.Tensor:
 
 
 def mode_calls(model: torch.nn.Module, size: tuple, onnx: bool) -> Dict[str, Callable]:
-    """The five modes on copies of one backbone."""
+    """The modes on copies of one backbone."""
     nchw, channels_last = images(size, torch.contiguous_format), images(size, torch.channels_last)
     cl_model = copy.deepcopy(model).to(memory_format=torch.channels_last)
 
@@ -69,6 +77,10 @@ def mode_calls(model: torch.nn.Module, size: tuple, onnx: bool) -> Dict[str, Cal
     if any(hasattr(m, 'set_compute_precision') for m in model.modules()):
         deployed = switch_to_deploy(copy.deepcopy(model), sizes=[size], dtype=torch.bfloat16)
         calls['bf16 deploy'] = lambda: deployed(nchw)
+        rounded_stream = switch_to_deploy(
+            copy.deepcopy(model), sizes=[size], dtype=torch.bfloat16, float32_residual=False
+        )
+        calls['bf16 deploy, bf16 stream'] = lambda: rounded_stream(nchw)
     if onnx:
         fp32_deploy = switch_to_deploy(copy.deepcopy(model), sizes=[size])
         calls['ONNX Runtime'] = onnxruntime_call(fp32_deploy, size, 'backbone')
@@ -121,6 +133,9 @@ def report(results: dict) -> str:
             f'{rate:.0f} ({100 * rate / rates["bf16"]:.0f}%) |'
         )
     lines += [
+        '',
+        'bf16 deploy: `switch_to_deploy(..., dtype=torch.bfloat16)`, float32 residual stream; '
+        'bf16 stream: the same with `float32_residual=False` (see deploy.md).',
         '',
         'ResNet-50 has no deploy rewrite: its "bf16 deploy" column repeats its bf16 channels-last'
         ' (autocast) time, its best bf16 form.',

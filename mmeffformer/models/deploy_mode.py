@@ -14,7 +14,8 @@ MobileOne-style blocks do), called children first:
 Each rewrite is exact in real arithmetic; float32 results differ from eval by
 rounding (tested within 1e-4 relative). With ``dtype=torch.bfloat16`` or
 ``torch.float16`` the backbones then compute in that dtype and in channels-last
-layout (see :meth:`EfficientFormerBackboneBase.set_compute_precision`).
+layout around a float32 residual stream (see
+:meth:`EfficientFormerBackboneBase.set_compute_precision`).
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ def switch_to_deploy(
     sizes: Sequence[Tuple[int, int]] = (),
     dtype: Optional[torch.dtype] = None,
     compile: bool = False,
+    float32_residual: bool = True,
 ) -> nn.Module:
     """Rewrite every EfficientFormer backbone inside ``model`` for inference.
 
@@ -79,6 +81,10 @@ def switch_to_deploy(
     dtype and layout, so necks, heads and mmcv ops are unchanged; under autocast to
     ``dtype`` they return them in ``dtype``, channels-last (no round trip before a neck
     that autocast runs in ``dtype``).
+    ``float32_residual`` (reduced ``dtype`` only): the blocks' residual stream stays
+    float32 and only the stem, downsamples and branches compute in ``dtype`` (see
+    :meth:`EfficientFormerBackboneBase.set_compute_precision`); False rounds the stream
+    to ``dtype`` too.
     ``compile``: each backbone is compiled in place (:func:`compile_backbone`; callers
     keep calling the same objects) and compiled for every size in ``sizes`` here, batch
     1, so serving those sizes never recompiles; another size or batch compiles once on
@@ -99,7 +105,7 @@ def switch_to_deploy(
     with torch.no_grad():
         for backbone in backbones:
             if dtype is not None:
-                backbone.set_compute_precision(dtype)
+                backbone.set_compute_precision(dtype, float32_residual)
             if compile:
                 compile_backbone(backbone)
             device = next(backbone.parameters()).device

@@ -14,7 +14,12 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from ..deploy_mode import switch_to_deploy
 from ..layers.attention_bias import _CachedBias
 from ..layers.conv_norm import ConvNorm
-from ..layers.precision import Float32Norm, check_deploy_dtype
+from ..layers.precision import (
+    Float32Norm,
+    ReducedPrecisionBranch,
+    cast_floating_point,
+    check_deploy_dtype,
+)
 
 NUM_STAGES = 4
 
@@ -132,6 +137,8 @@ class EfficientFormerBackboneBase(BaseModule):
         self.with_cp = with_cp
         #: dtype of a reduced-precision deploy (None: the parameters' own, layout as given)
         self.compute_dtype: Optional[torch.dtype] = None
+        #: dtype of the residual stream in that deploy (float32 or ``compute_dtype``)
+        self.residual_dtype: Optional[torch.dtype] = None
 
     def _build_out_norms(self, widths: Sequence[int], norm_out: bool) -> None:
         """GroupNorm(1, C) on each requested output, or identities."""
@@ -151,27 +158,31 @@ class EfficientFormerBackboneBase(BaseModule):
             raise ValueError(
                 f'{type(self).__name__} expects images of shape (N, 3, H, W), got {tuple(x.shape)}'
             )
-        give_back = None
-        if self.compute_dtype is not None:
-            # deployed in a precision / layout of its own: convert once in, once out,
-            # except under autocast to the same dtype, where the neck and heads compute
-            # in it anyway and channels-last suits their convolutions and RoIAlign
-            if self._autocast_to_compute_dtype(x.device.type):
-                give_back = dict(memory_format=torch.channels_last)
-            else:
-                channels_last = not x.is_contiguous() and x.is_contiguous(
-                    memory_format=torch.channels_last
-                )
-                layout = torch.channels_last if channels_last else torch.contiguous_format
-                give_back = dict(dtype=x.dtype, memory_format=layout)
-            x = x.to(dtype=self.compute_dtype, memory_format=torch.channels_last)
+        if self.compute_dtype is None:
+            return self._forward_stages(x)
+        # deployed in a precision / layout of its own: convert once in, once out, except
+        # under autocast to the same dtype, where the neck and heads compute in it anyway
+        # and channels-last suits their convolutions and RoIAlign
+        if self._autocast_to_compute_dtype(x.device.type):
+            give_back = dict(dtype=self.compute_dtype, memory_format=torch.channels_last)
+        else:
+            channels_last = not x.is_contiguous() and x.is_contiguous(
+                memory_format=torch.channels_last
+            )
+            layout = torch.channels_last if channels_last else torch.contiguous_format
+            give_back = dict(dtype=x.dtype, memory_format=layout)
+        x = x.to(dtype=self.residual_dtype, memory_format=torch.channels_last)
+        with torch.autocast(x.device.type, enabled=False):
+            outs = self._forward_stages(x)
+        return tuple(out.to(**give_back) for out in outs)
+
+    def _forward_stages(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         x = self.stem(x)
         outs = []
         for index, stage in enumerate(self.stages):
             x = stage(x)
             if index in self.out_indices:
-                out = self.out_norms[index](x)
-                outs.append(out if give_back is None else out.to(**give_back))
+                outs.append(self.out_norms[index](x))
             if index == self.out_indices[-1]:
                 break
         return tuple(outs)
@@ -206,7 +217,10 @@ class EfficientFormerBackboneBase(BaseModule):
         return self
 
     def switch_to_deploy(
-        self, sizes: Sequence[Tuple[int, int]] = (), dtype: Optional[torch.dtype] = None
+        self,
+        sizes: Sequence[Tuple[int, int]] = (),
+        dtype: Optional[torch.dtype] = None,
+        float32_residual: bool = True,
     ) -> EfficientFormerBackboneBase:
         """Fold BatchNorms and layer scales, fuse the pool mixer, drop training-only
         parts, optionally compute in ``dtype`` (channels-last), and precompute biases
@@ -214,7 +228,7 @@ class EfficientFormerBackboneBase(BaseModule):
 
         See :func:`mmeffformer.models.deploy_mode.switch_to_deploy`; not reversible.
         """
-        return switch_to_deploy(self, sizes, dtype)
+        return switch_to_deploy(self, sizes, dtype, float32_residual=float32_residual)
 
     def check_precision(self, dtype: torch.dtype) -> None:
         """Raise a ValueError naming ``dtype`` (or the device) when it cannot be served."""
@@ -223,27 +237,68 @@ class EfficientFormerBackboneBase(BaseModule):
         if dtype == torch.float16 and device.type not in ('cpu', 'cuda'):
             raise ValueError(f'float16 deploy runs on cpu or cuda, not on {device.type}')
 
-    def set_compute_precision(self, dtype: torch.dtype) -> None:
+    def set_compute_precision(self, dtype: torch.dtype, float32_residual: bool = True) -> None:
         """Compute in ``dtype`` and channels-last; images and features keep the caller's
         dtype and layout, except under autocast to ``dtype``, where the features stay in
-        ``dtype``, channels-last (what autocast would compute the neck in).
+        ``dtype``, channels-last (what autocast would compute the neck in). Autocast does
+        not reach inside: the deployed backbone computes in the precision set here.
 
-        Kept in float32: the attention-bias tables, whose bicubic resize is computed
-        once per size in float32 and served in ``dtype``, and LayerNorm / GroupNorm
-        (see :class:`~..layers.precision.Float32Norm`).
+        ``float32_residual``: the residual stream (every block's ``x`` in ``x + f(x)``,
+        and the fused pool mixer, a per-channel blend of ``x``) stays float32, and so do
+        the attention logits, their bias and softmax (and the modules'
+        ``float32_parts``: EfficientFormerV2's talking heads and attention projections);
+        the stem, downsamples, the branches ``f`` and the attention's ``q @ k`` inputs and
+        ``attn @ v`` compute in ``dtype``. Rounding the stream to ``dtype`` at every
+        block is what accumulates the error of a reduced-precision run, and rounded
+        logits are what the softmax amplifies (docs/bf16_error.md).
+
+        Always kept in float32: the attention-bias tables, whose bicubic resize is
+        computed once per size (served in ``dtype`` when the logits are), and
+        LayerNorm / GroupNorm (see :class:`~..layers.precision.Float32Norm`).
         """
         self.check_precision(dtype)
-        self.to(dtype=dtype)
+        float32_stream = float32_residual and dtype != torch.float32
+        always_float32 = (_CachedBias, nn.LayerNorm, nn.GroupNorm)
+        if float32_stream:
+            for branch in self._wrap_reduced_precision_branches(dtype):
+                # float32 parts inside a branch are wrappers too: the cast skips them
+                keep = always_float32 + (ReducedPrecisionBranch,)
+                cast_floating_point(branch.module, dtype, keep=keep)
+        else:
+            cast_floating_point(self, dtype, keep=always_float32)
         self.to(memory_format=torch.channels_last)
         for module in list(self.modules()):
+            if hasattr(module, 'logits_dtype'):
+                module.logits_dtype = torch.float32 if float32_stream else None
             if isinstance(module, _CachedBias):
-                module.float()
-                module.output_dtype = dtype
+                module.output_dtype = None if float32_stream else dtype
                 module.clear_cache()
             for name, child in list(module.named_children()):
                 if isinstance(child, (nn.LayerNorm, nn.GroupNorm)):
                     setattr(module, name, Float32Norm(child))
         self.compute_dtype = dtype
+        self.residual_dtype = torch.float32 if float32_stream else dtype
+
+    def _wrap_reduced_precision_branches(self, dtype: torch.dtype) -> List[ReducedPrecisionBranch]:
+        """Wrap the stem and downsamples (float32 out: they start a stream) and each
+        block's ``reduced_precision_branches`` (output left in ``dtype``) in ``dtype``,
+        and the modules' ``float32_parts`` in float32; return the ``dtype`` wrappers."""
+        wrapped = [ReducedPrecisionBranch(self.stem, dtype, torch.float32)]
+        self.stem = wrapped[0]
+        for stage in self.stages:
+            if stage.downsample is not None:
+                stage.downsample = ReducedPrecisionBranch(stage.downsample, dtype, torch.float32)
+                wrapped.append(stage.downsample)
+            for block in stage.blocks:
+                for name in block.reduced_precision_branches:
+                    part = getattr(block, name)
+                    if part is not None:
+                        setattr(block, name, ReducedPrecisionBranch(part, dtype))
+                        wrapped.append(getattr(block, name))
+        for module in list(self.modules()):
+            for name in getattr(module, 'float32_parts', ()):
+                setattr(module, name, ReducedPrecisionBranch(getattr(module, name), torch.float32))
+        return wrapped
 
     def init_weights(self) -> None:
         """Load ``init_cfg=dict(type='Pretrained', checkpoint=...)`` in any known layout."""

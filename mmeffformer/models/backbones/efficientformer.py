@@ -52,6 +52,9 @@ class PoolMixerBlock(nn.Module):
     The MLP is conv1x1 (C -> rC), norm, act, conv1x1 (rC -> C), norm.
     """
 
+    #: parts computed in the deploy dtype around a float32 residual stream
+    reduced_precision_branches = ('mlp',)
+
     def __init__(
         self,
         dim: int,
@@ -96,6 +99,9 @@ class TokenAttention(nn.Module):
     One linear gives per head a 32-d query, 32-d key and 128-d value.
     """
 
+    #: dtype of the logits and softmax; None: the query's (set by reduced-precision deploy)
+    logits_dtype: Optional[torch.dtype] = None
+
     def __init__(
         self,
         dim: int,
@@ -117,13 +123,16 @@ class TokenAttention(nn.Module):
         batch, tokens, _ = x.shape
         qkv = self.qkv(x).view(batch, tokens, self.num_heads, -1).transpose(1, 2)
         q, k, v = qkv.split([self.key_dim, self.key_dim, self.value_dim], dim=-1)
-        bias = self.bias(grid, grid).to(q.dtype)
+        bias = self.bias(grid, grid).to(self.logits_dtype or q.dtype)
         out = biased_attention(q, k, v, bias, self.scale)
         return self.proj(out.transpose(1, 2).reshape(batch, tokens, -1))
 
 
 class AttentionBlock(nn.Module):
     """3-D block: ``x + ls1 * Attn(LN(x))``, then ``x + ls2 * MLP(LN(x))``."""
+
+    #: parts computed in the deploy dtype around a float32 residual stream
+    reduced_precision_branches = ('attn', 'mlp')
 
     def __init__(
         self,

@@ -39,6 +39,14 @@ class Attention2d(nn.Module):
     odd sizes work.
     """
 
+    #: dtype of the logits, talking heads and softmax; None: the query's (set by
+    #: reduced-precision deploy)
+    logits_dtype: Optional[torch.dtype] = None
+    #: parts a reduced-precision deploy keeps float32: the talking heads mix the float32
+    #: logits, and the projection's output can outgrow the residual stream it joins
+    #: (cheap: they run on the stride-32 tokens)
+    float32_parts = ('talking_head1', 'talking_head2', 'proj')
+
     def __init__(
         self,
         dim: int,
@@ -81,9 +89,11 @@ class Attention2d(nn.Module):
         v = self.v(x)
         v_local = self.v_local(v)
         v = v.view(batch, self.num_heads, -1, tokens).transpose(-2, -1)
-        attn = q @ k * self.scale + self.bias((height, width), (height, width)).to(q.dtype)
+        dtype = self.logits_dtype or q.dtype
+        bias = self.bias((height, width), (height, width)).to(dtype)
+        attn = (q.to(dtype) @ k.to(dtype)) * self.scale + bias
         attn = self.talking_head2(self.talking_head1(attn).softmax(dim=-1))
-        out = (attn @ v).transpose(-2, -1).reshape(batch, -1, height, width) + v_local
+        out = (attn.to(v.dtype) @ v).transpose(-2, -1).reshape(batch, -1, height, width) + v_local
         if self.stride_conv is not None:
             out = resize_bilinear(out, size)
         return self.proj(self.act(out))
@@ -95,6 +105,11 @@ class DownsampleAttention(nn.Module):
     Queries are ``depthwise-conv3x3-s2(x) + x[::2, ::2]`` (the authors' 1x1
     stride-2 average pool); query ``(i, j)`` sits on key ``(2i, 2j)``.
     """
+
+    #: dtype of the logits and softmax; None: the query's (set by reduced-precision deploy)
+    logits_dtype: Optional[torch.dtype] = None
+    #: part a reduced-precision deploy keeps float32 (see :class:`Attention2d`)
+    float32_parts = ('proj',)
 
     def __init__(
         self,
@@ -132,7 +147,7 @@ class DownsampleAttention(nn.Module):
         v = self.v(x)
         v_local = self.v_local(v)
         v = v.view(batch, self.num_heads, -1, height * width).transpose(-2, -1)
-        bias = self.bias((q_height, q_width), (height, width)).to(q.dtype)
+        bias = self.bias((q_height, q_width), (height, width)).to(self.logits_dtype or q.dtype)
         out = biased_attention(q, k, v, bias, self.scale)
         out = out.transpose(-2, -1).reshape(batch, -1, q_height, q_width) + v_local
         return self.proj(self.act(out))
@@ -153,6 +168,9 @@ class Downsample(nn.Module):
 
 class FFNBlock(nn.Module):
     """``x + ls1 * Attn(x)`` (attention blocks only), then ``x + ls2 * MLP(x)``."""
+
+    #: parts computed in the deploy dtype around a float32 residual stream
+    reduced_precision_branches = ('attn', 'mlp')
 
     def __init__(
         self,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Optional, Tuple, Type
+
 import torch
 import torch.nn as nn
 
@@ -35,3 +37,38 @@ class Float32Norm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(x.float()).to(x.dtype)
+
+
+def cast_floating_point(
+    module: nn.Module, dtype: torch.dtype, keep: Tuple[Type[nn.Module], ...] = ()
+) -> None:
+    """Cast the floating-point parameters and buffers of ``module`` to ``dtype``, except
+    in submodules of the types in ``keep`` (converted from the original values, so a
+    kept module never goes through a rounding round trip)."""
+    if isinstance(module, keep):
+        return
+    module._apply(lambda t: t.to(dtype) if t.is_floating_point() else t, recurse=False)
+    for child in module.children():
+        cast_floating_point(child, dtype, keep)
+
+
+class ReducedPrecisionBranch(nn.Module):
+    """Run ``module`` in ``dtype`` inside a float32 residual stream.
+
+    Tensor inputs are cast to ``dtype``; the output is cast to ``output_dtype``, or left
+    in ``dtype`` when that is None (a residual ``x + branch(x)`` with a float32 ``x``
+    promotes it to float32, so the stream is never rounded to ``dtype``).
+    """
+
+    def __init__(
+        self, module: nn.Module, dtype: torch.dtype, output_dtype: Optional[torch.dtype] = None
+    ) -> None:
+        super().__init__()
+        self.module = module
+        self.dtype = dtype
+        self.output_dtype = output_dtype
+
+    def forward(self, *args: Any) -> torch.Tensor:
+        args = tuple(a.to(self.dtype) if isinstance(a, torch.Tensor) else a for a in args)
+        out = self.module(*args)
+        return out if self.output_dtype is None else out.to(self.output_dtype)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from mmeffformer.models import EfficientFormerV2, switch_to_deploy
 from mmeffformer.models.layers.attention import biased_attention
+from tests.helpers.v2_reference import arch_dict
 
 
 def test_matches_sdpa_values_and_gradients():
@@ -30,3 +32,33 @@ def test_does_not_change_the_cached_bias():
     q = k = v = torch.randn(1, 2, 3, 4)
     biased_attention(q, k, v, bias, scale=1.0)
     torch.testing.assert_close(bias, before, rtol=0, atol=0)
+
+
+def test_logits_are_computed_in_the_bias_dtype():
+    """bf16 q, k, v with a float32 bias: logits and softmax in float32, as an independent
+    float32 computation gives them; a bf16 bias rounds logits of ~40 by up to 0.125."""
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(1, 2, 50, 16) * 3 for _ in range(3))
+    bias = torch.randn(2, 50, 50)
+    q, k, v = q.bfloat16(), k.bfloat16(), v.bfloat16()
+    logits = q.float() @ k.float().transpose(-2, -1) * 0.25 + bias
+    assert logits.abs().max() > 20
+    want = logits.softmax(dim=-1).bfloat16().float() @ v.float()
+    got = biased_attention(q, k, v, bias, 0.25)
+    rounded = biased_attention(q, k, v, bias.bfloat16(), 0.25)
+    assert got.dtype == rounded.dtype == torch.bfloat16
+    error = (got.float() - want).abs().max().item()
+    assert error <= 2**-8 * want.abs().max().item()  # the output's own bf16 rounding
+    assert (rounded.float() - want).abs().max().item() > 4 * error
+
+
+def test_reduced_precision_deploy_keeps_attention_logits_in_float32():
+    model = switch_to_deploy(
+        EfficientFormerV2(arch_dict('tiny')), sizes=[(64, 64)], dtype=torch.bfloat16
+    )
+    attentions = [m for m in model.modules() if hasattr(m, 'logits_dtype')]
+    assert attentions and all(m.logits_dtype == torch.float32 for m in attentions)
+    legacy = switch_to_deploy(
+        EfficientFormerV2(arch_dict('tiny')), dtype=torch.bfloat16, float32_residual=False
+    )
+    assert all(m.logits_dtype is None for m in legacy.modules() if hasattr(m, 'logits_dtype'))
