@@ -40,6 +40,17 @@ def owned_convs(module: torch.nn.Module) -> list:
     return found
 
 
+def eval_model_and_outputs(build, shape: tuple) -> tuple:
+    """A seeded model with trained-like statistics in eval mode, an image, its outputs."""
+    torch.manual_seed(0)
+    model = build()
+    randomise_batchnorm(model)
+    model.eval()
+    x = torch.rand(*shape)
+    with torch.no_grad():
+        return model, x, model(x)
+
+
 def relative_errors(got, want) -> list:
     return [((a - b).abs().max() / b.abs().max()).item() for a, b in zip(got, want)]
 
@@ -48,13 +59,7 @@ def relative_errors(got, want) -> list:
 @pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize('name', sorted(MODELS))
 def test_reduced_precision_deploy_matches_float32_eval(name, dtype, float32_residual):
-    torch.manual_seed(0)
-    model = MODELS[name]()
-    randomise_batchnorm(model)
-    model.eval()
-    x = torch.rand(2, 3, 97, 143)
-    with torch.no_grad():
-        expected = model(x)
+    model, x, expected = eval_model_and_outputs(MODELS[name], (2, 3, 97, 143))
     switch_to_deploy(model, sizes=[(97, 143)], dtype=dtype, float32_residual=float32_residual)
     convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
     wrappers = [m for m in model.modules() if isinstance(m, ReducedPrecisionBranch)]
@@ -97,13 +102,8 @@ DEEP = {
 
 @pytest.mark.parametrize('name', sorted(DEEP))
 def test_float32_residual_stream_stays_float32_and_is_more_accurate(name):
-    torch.manual_seed(0)
-    model = DEEP[name]()
-    randomise_batchnorm(model)
-    model.eval()
-    x = torch.rand(1, 3, 160, 224)
+    model, x, expected = eval_model_and_outputs(DEEP[name], (1, 3, 160, 224))
     with torch.no_grad():
-        expected = model(x)
         errors = {}
         for float32_residual in (True, False):
             low = switch_to_deploy(
