@@ -75,8 +75,10 @@ def relative(got: torch.Tensor, want: torch.Tensor) -> float:
     return ((got - want).abs().max() / want.abs().max().clamp(min=1e-30)).item()
 
 
-def record_io(blocks: List[Tuple[str, nn.Module]]) -> Tuple[Dict[str, tuple], list]:
-    """Hooks that keep each block's inputs and output of the next call."""
+def run_recording(
+    model: nn.Module, blocks: List[Tuple[str, nn.Module]], image: torch.Tensor
+) -> Tuple[tuple, Dict[str, tuple]]:
+    """``model(image)`` without gradients, and each block's (inputs, output) of that call."""
     seen: Dict[str, tuple] = {}
     handles = []
     for name, block in blocks:
@@ -85,7 +87,13 @@ def record_io(blocks: List[Tuple[str, nn.Module]]) -> Tuple[Dict[str, tuple], li
             seen[name] = (args, output)
 
         handles.append(block.register_forward_hook(hook))
-    return seen, handles
+    try:
+        with torch.no_grad():
+            outputs = model(image)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return outputs, seen
 
 
 def in_stream_dtype(value, dtype: torch.dtype):
@@ -107,11 +115,7 @@ def measure_variant(variant: str, size: Tuple[int, int]) -> dict:
     reference = switch_to_deploy(copy.deepcopy(backbone), sizes=[size])
     image = torch.rand(1, 3, *size)
     ref_blocks = blocks_in_order(reference)
-    ref_seen, handles = record_io(ref_blocks)
-    with torch.no_grad():
-        ref_out = reference(image)
-    for handle in handles:
-        handle.remove()
+    ref_out, ref_seen = run_recording(reference, ref_blocks, image)
     rows = {
         name: dict(block=name, magnitude=ref_seen[name][1].abs().max().item())
         for name, _ in ref_blocks
@@ -125,11 +129,8 @@ def measure_variant(variant: str, size: Tuple[int, int]) -> dict:
             float32_residual=float32_residual,
         )
         low_blocks = blocks_in_order(low)
-        low_seen, handles = record_io(low_blocks)
+        low_out, low_seen = run_recording(low, low_blocks, image)
         with torch.no_grad():
-            low_out = low(image)
-            for handle in handles:
-                handle.remove()
             for (name, _), (_, low_block) in zip(ref_blocks, low_blocks):
                 ref_args, ref_output = ref_seen[name]
                 inputs = [in_stream_dtype(a, low.residual_dtype) for a in ref_args]

@@ -171,7 +171,7 @@ class EfficientFormerBackboneBase(BaseModule):
             )
             layout = torch.channels_last if channels_last else torch.contiguous_format
             give_back = dict(dtype=x.dtype, memory_format=layout)
-        x = x.to(dtype=self.residual_dtype, memory_format=torch.channels_last)
+        x = x.to(dtype=self.compute_dtype, memory_format=torch.channels_last)
         with torch.autocast(x.device.type, enabled=False):
             outs = self._forward_stages(x)
         return tuple(out.to(**give_back) for out in outs)
@@ -260,9 +260,9 @@ class EfficientFormerBackboneBase(BaseModule):
         float32_stream = float32_residual and dtype != torch.float32
         always_float32 = (_CachedBias, nn.LayerNorm, nn.GroupNorm)
         if float32_stream:
+            # float32 parts inside a branch are wrappers too: the cast skips them
+            keep = always_float32 + (ReducedPrecisionBranch,)
             for branch in self._wrap_reduced_precision_branches(dtype):
-                # float32 parts inside a branch are wrappers too: the cast skips them
-                keep = always_float32 + (ReducedPrecisionBranch,)
                 cast_floating_point(branch.module, dtype, keep=keep)
         else:
             cast_floating_point(self, dtype, keep=always_float32)
