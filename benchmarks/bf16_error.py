@@ -17,8 +17,11 @@ block, in order):
 Two modes: the default bf16 deploy (float32 residual stream) and
 ``float32_residual=False`` (the stream rounded to bf16 at every block).
 
-Error does not depend on the CPU's bf16 support (emulated bf16 rounds the same way);
-only the time does, and this script does not time anything.
+Beside them, OpenVINO on the ONNX export of the fp32 deploy backbone, in its default
+precision (bf16 where the CPU has native bf16, else fp32: its row names which).
+
+PyTorch's error does not depend on the CPU's bf16 support (emulated bf16 rounds the
+same way); only the time does, and this script does not time anything.
 """
 
 from __future__ import annotations
@@ -32,31 +35,23 @@ from typing import Dict, List, Tuple
 
 import torch
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import ROOT, machine_description, recipe  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    ROOT,
+    machine_description,
+    openvino_on_export,
+    output_errors,
+    recipe,
+    relative_error,
+    trained_like,
+)
 from mmeffformer.models import switch_to_deploy  # noqa: E402
-from mmeffformer.models.layers import LayerScale  # noqa: E402
 from mmeffformer.utils.model_analysis import build_model  # noqa: E402
 
 JSON = ROOT / 'docs' / 'bf16_error.json'
 PAGE = ROOT / 'docs' / 'bf16_error.md'
-
-
-def trained_like(backbone: nn.Module, seed: int = 0) -> None:
-    """BatchNorm statistics and affine terms away from the identity, layer scales in
-    0.1-0.6 (trained ones are far from their 1e-5 initial value)."""
-    generator = torch.Generator().manual_seed(seed)
-    for norm in (m for m in backbone.modules() if isinstance(m, _BatchNorm)):
-        n = norm.num_features
-        norm.running_mean.copy_(torch.randn(n, generator=generator) * 0.3)
-        norm.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
-        norm.weight.data.copy_(1 + torch.randn(n, generator=generator) * 0.2)
-        norm.bias.data.copy_(torch.randn(n, generator=generator) * 0.2)
-    for scale in (m for m in backbone.modules() if isinstance(m, LayerScale)):
-        scale.gamma.data.copy_(torch.rand(scale.gamma.shape, generator=generator) * 0.5 + 0.1)
 
 
 def blocks_in_order(backbone: nn.Module) -> List[Tuple[str, nn.Module]]:
@@ -68,11 +63,6 @@ def blocks_in_order(backbone: nn.Module) -> List[Tuple[str, nn.Module]]:
         for number, block in enumerate(stage.blocks):
             named.append((f'stage{index + 1}.{number} {type(block).__name__}', block))
     return named
-
-
-def relative(got: torch.Tensor, want: torch.Tensor) -> float:
-    got, want = got.float(), want.float()
-    return ((got - want).abs().max() / want.abs().max().clamp(min=1e-30)).item()
 
 
 def run_recording(
@@ -135,9 +125,11 @@ def measure_variant(variant: str, size: Tuple[int, int]) -> dict:
                 ref_args, ref_output = ref_seen[name]
                 inputs = [in_stream_dtype(a, low.residual_dtype) for a in ref_args]
                 own = low_block(*inputs)
-                rows[name][f'{mode} own'] = relative(own, ref_output)
-                rows[name][f'{mode} accumulated'] = relative(low_seen[name][1], ref_output)
-        outputs[mode] = [relative(a, b) for a, b in zip(low_out, ref_out)]
+                rows[name][f'{mode} own'] = relative_error(own, ref_output)
+                rows[name][f'{mode} accumulated'] = relative_error(low_seen[name][1], ref_output)
+        outputs[mode] = output_errors(low_out, ref_out)
+    runtime = openvino_on_export(reference, size)
+    outputs[runtime.describe()] = output_errors(runtime(image.numpy()), ref_out)
     return dict(variant=variant, size=list(size), outputs=outputs, blocks=list(rows.values()))
 
 
@@ -153,15 +145,17 @@ def render(results: dict) -> str:
         'Modes: *fp32 stream* is `switch_to_deploy(..., dtype=torch.bfloat16)` (the default: '
         'the residual stream stays float32, stem, downsamples and branches compute in bf16); '
         '*bf16 stream* adds `float32_residual=False` (the stream is rounded to bf16 after '
-        'every block). *Accumulated*: the bf16 model run whole; *own*: the bf16 block given '
-        'the fp32 reference input (as the stream holds it), what the block adds by itself.',
+        'every block); *openvino* runs the ONNX export of the fp32 deploy backbone in its '
+        'default precision (bf16 where the CPU has native bf16). *Accumulated*: the bf16 '
+        'model run whole; *own*: the bf16 block given the fp32 reference input (as the stream '
+        'holds it), what the block adds by itself.',
         '',
         '| backbone | size | mode | error at strides 4 / 8 / 16 / 32 |',
         '|---|---|---|---|',
     ]
     for row in results['rows']:
-        for mode in MODES:
-            outputs = ' / '.join(f'{e:.1e}' for e in row['outputs'][mode])
+        for mode, errors in row['outputs'].items():
+            outputs = ' / '.join(f'{e:.1e}' for e in errors)
             lines.append(
                 f'| {row["variant"]} | {row["size"][0]}x{row["size"][1]} | {mode} | {outputs} |'
             )

@@ -7,17 +7,19 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
+from torch.nn.modules.batchnorm import _BatchNorm  # noqa: E402
 
 import mmeffformer  # noqa: E402,F401
 from mmeffformer.deploy import export_onnx  # noqa: E402
 from mmeffformer.models import switch_to_deploy  # noqa: E402
+from mmeffformer.models.layers import LayerScale  # noqa: E402
 from mmeffformer.utils import interleaved_medians  # noqa: E402
 from mmeffformer.utils.model_analysis import model_call  # noqa: E402
 
@@ -43,6 +45,33 @@ def build_peer(depth: int) -> torch.nn.Module:
     model = MODELS.build(dict(type='ResNet', depth=depth, out_indices=(0, 1, 2, 3)))
     model.eval()  # mmdet's ResNet.train() returns None: no chaining
     return model
+
+
+def trained_like(model: torch.nn.Module, seed: int = 0) -> None:
+    """BatchNorm statistics and affine terms away from the identity, layer scales in
+    0.1-0.6 (trained ones are far from their 1e-5 initial value): random weights whose
+    activations grow and mix like a trained model's, so reduced-precision error is not
+    hidden by near-identity blocks."""
+    generator = torch.Generator().manual_seed(seed)
+    for norm in (m for m in model.modules() if isinstance(m, _BatchNorm)):
+        n = norm.num_features
+        norm.running_mean.copy_(torch.randn(n, generator=generator) * 0.3)
+        norm.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
+        norm.weight.data.copy_(1 + torch.randn(n, generator=generator) * 0.2)
+        norm.bias.data.copy_(torch.randn(n, generator=generator) * 0.2)
+    for scale in (m for m in model.modules() if isinstance(m, LayerScale)):
+        scale.gamma.data.copy_(torch.rand(scale.gamma.shape, generator=generator) * 0.5 + 0.1)
+
+
+def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
+    """Largest |got - want| over the largest |want|: the reduced-precision error measure."""
+    got, want = got.float(), want.float()
+    return ((got - want).abs().max() / want.abs().max().clamp(min=1e-30)).item()
+
+
+def output_errors(got: Sequence, want: Sequence[torch.Tensor]) -> list:
+    """``relative_error`` of each output (numpy arrays are taken as they are)."""
+    return [relative_error(torch.as_tensor(g), w) for g, w in zip(got, want)]
 
 
 def medians(calls: Dict[str, Callable[[], object]], repeats: int) -> Dict[str, float]:
@@ -73,6 +102,17 @@ def onnxruntime_call(module: torch.nn.Module, size: tuple, part: str) -> Callabl
         session = onnxruntime.InferenceSession(path, options, providers=['CPUExecutionProvider'])
     image = torch.rand(1, 3, *size).numpy()
     return lambda: session.run(None, {'image': image})
+
+
+def openvino_on_export(module: torch.nn.Module, size: tuple):
+    """OpenVINO, in its default precision and this CPU's threads, on ``module``'s ONNX
+    export at ``size`` (bf16 where the CPU has native bf16: ``describe()`` says which)."""
+    from mmeffformer.deploy import build_backend
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, 'model.onnx')
+        export_onnx(module, path, size)
+        return build_backend('openvino', path, threads=torch.get_num_threads())
 
 
 def fmt(value: Optional[float], digits: int = 1) -> str:

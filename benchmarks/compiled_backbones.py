@@ -4,12 +4,16 @@ Usage: python benchmarks/compiled_backbones.py [--repeats 5] [--variants l1 l3 v
            [--shape 800 1216]
 Writes docs/compiled_backbones.json and docs/compiled_backbones.md (one run, one machine).
 
-Each variant's detection-recipe backbone with random weights, batch 1, this machine's
-threads. Columns: fp32 eval; deploy (bf16 where the CPU has native bf16, else fp32),
-eager and compiled (``switch_to_deploy(..., compile=True)``: one graph, frozen
-weights); OpenVINO in its default precision (bf16 on AMX, else fp32) on the ONNX export
-of the same deploy-mode backbone. Also the compile time and the largest difference of
-each mode from fp32 eval over the largest feature map, relative to its largest value.
+Each variant's detection-recipe backbone with random weights (trained-like BatchNorm
+statistics and layer scales), batch 1, this machine's threads. Columns: fp32 eval;
+deploy (bf16 where the CPU has native bf16, else fp32), eager and compiled
+(``switch_to_deploy(..., compile=True)``: one graph, frozen weights); with native bf16
+also the compiled bf16 deploy with ``float32_residual=False`` (the stream rounded to
+bf16); OpenVINO in its default precision (bf16 where the CPU has native bf16) on the
+ONNX export of the same deploy-mode backbone; and mmdet's ResNet-50 (fp32 eval, bf16
+channels-last autocast). Also the compile time, the largest difference of each mode
+from fp32 eval over the stride-4 map relative to its largest value, and the fastest
+PyTorch mode against OpenVINO and ResNet-50. The 2048-matmul rates close the run.
 """
 
 from __future__ import annotations
@@ -17,9 +21,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,54 +29,63 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import ROOT, machine_description, medians, recipe  # noqa: E402
-from mmeffformer.deploy import build_backend, export_onnx  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    ROOT,
+    build_peer,
+    fmt,
+    machine_description,
+    medians,
+    openvino_on_export,
+    output_errors,
+    recipe,
+    relative_error,
+    trained_like,
+)
 from mmeffformer.models import switch_to_deploy  # noqa: E402
-from mmeffformer.utils import cpu_has_native_bf16, keep_freed_memory  # noqa: E402
+from mmeffformer.utils import cpu_has_native_bf16, keep_freed_memory, matmul_gflops  # noqa: E402
 from mmeffformer.utils.model_analysis import build_model  # noqa: E402
 
 JSON = ROOT / 'docs' / 'compiled_backbones.json'
 PAGE = ROOT / 'docs' / 'compiled_backbones.md'
 
 
-def relative_error(got, want) -> float:
-    """Largest |got - want| over the largest (first) feature map, over its largest |want|."""
-    got, want = got[0].float(), want[0].float()
-    return ((got - want).abs().max() / want.abs().max()).item()
+def matmul_rates(repeats: int) -> dict:
+    """GFLOP/s of a 2048 x 2048 matrix product in fp32 and, with native bf16, in bf16."""
+    rates = {'fp32': matmul_gflops(2, max(repeats, 10), torch.float32)}
+    if cpu_has_native_bf16():  # emulated bf16 takes minutes and is never the fast mode
+        rates['bf16'] = matmul_gflops(2, max(repeats, 10), torch.bfloat16)
+    return rates
 
 
-def measure_variant(variant: str, size: tuple, repeats: int, folder: str) -> dict:
+def compiled_copy(backbone: torch.nn.Module, size: tuple, **deploy) -> tuple:
+    """A compiled deploy copy of ``backbone`` and the seconds its compilation took."""
+    start = time.perf_counter()
+    compiled = switch_to_deploy(copy.deepcopy(backbone), sizes=[size], compile=True, **deploy)
+    return compiled, time.perf_counter() - start
+
+
+def measure_variant(variant: str, size: tuple, repeats: int) -> dict:
     torch.manual_seed(0)
     backbone, _ = build_model(recipe(variant, size), 'backbone')
-    for module in backbone.modules():  # trained-like BN statistics, not the identity
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.running_mean.uniform_(-0.2, 0.2)
-            module.running_var.uniform_(0.5, 1.5)
-    dtype = torch.bfloat16 if cpu_has_native_bf16() else None
+    trained_like(backbone)
+    native_bf16 = cpu_has_native_bf16()
+    mode = 'bf16' if native_bf16 else 'fp32'
+    deploy = dict(dtype=torch.bfloat16) if native_bf16 else {}
     image = torch.rand(1, 3, *size)
-    eager = switch_to_deploy(copy.deepcopy(backbone), sizes=[size], dtype=dtype)
-    start = time.perf_counter()
-    compiled = switch_to_deploy(copy.deepcopy(backbone), sizes=[size], dtype=dtype, compile=True)
-    compile_seconds = time.perf_counter() - start
-    path = os.path.join(folder, f'{variant}.onnx')
-    export_onnx(switch_to_deploy(copy.deepcopy(backbone), sizes=[size]), path, size)
-    openvino = build_backend('openvino', path, threads=torch.get_num_threads())
-    mode = 'bf16' if dtype is not None else 'fp32'
+    models = {f'deploy {mode}': switch_to_deploy(copy.deepcopy(backbone), sizes=[size], **deploy)}
+    models[f'deploy {mode} compiled'], compile_seconds = compiled_copy(backbone, size, **deploy)
+    if native_bf16:  # the stream rounded to bf16: what float32_residual costs and saves
+        models['deploy bf16, bf16 stream, compiled'], _ = compiled_copy(
+            backbone, size, float32_residual=False, **deploy
+        )
+    openvino = openvino_on_export(switch_to_deploy(copy.deepcopy(backbone), sizes=[size]), size)
     with torch.no_grad():
         reference = backbone(image)
-        errors = {
-            f'deploy {mode}': relative_error(eager(image), reference),
-            f'deploy {mode} compiled': relative_error(compiled(image), reference),
-            openvino.describe(): relative_error(
-                [torch.from_numpy(o) for o in openvino(image.numpy())], reference
-            ),
-        }
-        calls = {
-            'fp32 eval': lambda: backbone(image),
-            f'deploy {mode}': lambda: eager(image),
-            f'deploy {mode} compiled': lambda: compiled(image),
-            openvino.describe(): lambda: openvino(image.numpy()),
-        }
+        errors = {name: relative_error(m(image)[0], reference[0]) for name, m in models.items()}
+        errors[openvino.describe()] = output_errors(openvino(image.numpy()), reference)[0]
+        calls = {'fp32 eval': lambda: backbone(image)}
+        calls.update({name: lambda model=model: model(image) for name, model in models.items()})
+        calls[openvino.describe()] = lambda: openvino(image.numpy())
         times = medians(calls, repeats)
     return dict(
         variant=variant,
@@ -85,31 +96,73 @@ def measure_variant(variant: str, size: tuple, repeats: int, folder: str) -> dic
     )
 
 
+def measure_peer(size: tuple, repeats: int) -> dict:
+    """mmdet's ResNet-50 in fp32 eval and (with native bf16) bf16 channels-last autocast."""
+    model = build_peer(50)
+    image = torch.rand(1, 3, *size)
+    calls = {'fp32 eval': lambda: model(image)}
+    if cpu_has_native_bf16():
+        channels_last = copy.deepcopy(model).to(memory_format=torch.channels_last)
+        image_cl = image.to(memory_format=torch.channels_last)
+
+        def bf16_channels_last():
+            with torch.autocast('cpu', dtype=torch.bfloat16):
+                return channels_last(image_cl)
+
+        calls['bf16 channels-last'] = bf16_channels_last
+    with torch.no_grad():
+        times = medians(calls, repeats)
+    return dict(variant='ResNet-50', size=list(size), ms=times, errors={}, compile_seconds=None)
+
+
+def fastest_pytorch(row: dict) -> tuple:
+    """The name and ms of the row's fastest PyTorch mode (every mode but OpenVINO)."""
+    torch_modes = {m: ms for m, ms in row['ms'].items() if not m.startswith('openvino')}
+    name = min(torch_modes, key=torch_modes.get)
+    return name, torch_modes[name]
+
+
 def render(results: dict) -> str:
+    rates = results['matmul_gflops']
     lines = [
         '# Compiled backbones',
         '',
-        f'Measured: {results["machine"]}; command: `{results["command"]}`. '
-        'Backbone of the detection recipe, random weights with BN statistics away from the '
-        'identity, batch 1, one image of '
+        f'Measured: {results["machine"]}; command: `{results["command"]}`. 2048-matmul rates '
+        'of the same run: '
+        + ', '.join(f'{name} {rate:.0f} GFLOP/s' for name, rate in rates.items())
+        + '. Backbone of the detection recipe, random weights with trained-like BatchNorm '
+        'statistics and layer scales, batch 1, one image of '
         f'{results["size"][0]}x{results["size"][1]}, median of {results["repeats"]} runs after '
-        'the warm-up, all modes timed in turns. OpenVINO runs the ONNX export of the same '
-        'deploy-mode backbone. Error: largest difference from fp32 eval on the stride-4 '
-        'feature map, relative to its largest value. Compile: `switch_to_deploy(..., '
-        'compile=True)` including the first (compiling) call.',
+        'the warm-up, the modes of a row timed in turns. OpenVINO runs the ONNX export of the '
+        'same fp32 deploy-mode backbone in its default precision. Error: largest difference '
+        'from fp32 eval on the stride-4 feature map, relative to its largest value. Compile: '
+        '`switch_to_deploy(..., compile=True)` including the first (compiling) call.',
         '',
     ]
-    modes = list(results['rows'][0]['ms'])
+    modes = list(dict.fromkeys(m for row in results['rows'] for m in row['ms']))
     lines.append('| backbone | ' + ' | '.join(f'{m} (ms)' for m in modes) + ' | compile (s) |')
     lines.append('|---|' + '---|' * (len(modes) + 1))
     for row in results['rows']:
-        cells = ' | '.join(f'{row["ms"][m]:.0f}' for m in modes)
-        lines.append(f'| {row["variant"]} | {cells} | {row["compile_seconds"]:.0f} |')
-    lines += ['', '| backbone | ' + ' | '.join(f'{m} error' for m in modes[1:]) + ' |']
-    lines.append('|---|' + '---|' * (len(modes) - 1))
-    for row in results['rows']:
-        cells = ' | '.join(f'{row["errors"][m]:.1e}' for m in modes[1:])
+        cells = ' | '.join(fmt(row['ms'].get(m), 0) for m in modes)
+        lines.append(f'| {row["variant"]} | {cells} | {fmt(row["compile_seconds"], 0)} |')
+    backbones = [row for row in results['rows'] if row['errors']]
+    error_modes = list(backbones[0]['errors'])
+    lines += ['', '| backbone | ' + ' | '.join(f'{m} error' for m in error_modes) + ' |']
+    lines.append('|---|' + '---|' * len(error_modes))
+    for row in backbones:
+        cells = ' | '.join(f'{row["errors"][m]:.1e}' for m in error_modes)
         lines.append(f'| {row["variant"]} | {cells} |')
+    peer = next((row for row in results['rows'] if not row['errors']), None)
+    lines += [
+        '',
+        "| backbone | fastest PyTorch mode | its time / OpenVINO's | ResNet-50 time / its time |",
+        '|---|---|---|---|',
+    ]
+    for row in backbones:
+        name, ms = fastest_pytorch(row)
+        openvino = next(v for m, v in row['ms'].items() if m.startswith('openvino'))
+        versus_peer = fmt(min(peer['ms'].values()) / ms, 2) + 'x' if peer else '—'
+        lines.append(f'| {row["variant"]} | {name} | {ms / openvino:.2f}x | {versus_peer} |')
     return '\n'.join(lines) + '\n'
 
 
@@ -122,11 +175,10 @@ def main(argv=None) -> int:
     keep_freed_memory()
     size = tuple(args.shape)
     rows = []
-    with tempfile.TemporaryDirectory() as folder:
-        for variant in args.variants:
-            row = measure_variant(variant, size, args.repeats, folder)
-            print(json.dumps(row), flush=True)
-            rows.append(row)
+    for variant in args.variants:
+        rows.append(measure_variant(variant, size, args.repeats))
+        print(json.dumps(rows[-1]), flush=True)
+    rows.append(measure_peer(size, args.repeats))
     results = dict(
         machine=machine_description(),
         command='python benchmarks/compiled_backbones.py '
@@ -135,6 +187,7 @@ def main(argv=None) -> int:
         size=list(size),
         repeats=args.repeats,
         rows=rows,
+        matmul_gflops=matmul_rates(args.repeats),
     )
     JSON.write_text(json.dumps(results, indent=1) + '\n')
     PAGE.write_text(render(results))

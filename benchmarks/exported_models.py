@@ -3,9 +3,10 @@
 Usage: python benchmarks/exported_models.py [--repeats 5] [--variants l1 l3 v2-s0]
 Writes docs/exported_models.json and docs/exported_models.md (one run, one machine).
 
-Columns: PyTorch fp32 eval; PyTorch bf16 deploy (only where the CPU has native bf16:
-emulated bf16 is many times slower than float32); ONNX Runtime (fp32) and OpenVINO in
-its default precision (bf16 on AMX CPUs, else fp32) on the deploy-mode export. Random
+Columns: PyTorch fp32 eval; PyTorch bf16 deploy, eager and with compiled backbones
+(only where the CPU has native bf16: emulated bf16 is many times slower than float32);
+ONNX Runtime (fp32) and OpenVINO in its default precision (bf16 where the CPU has native
+bf16, else fp32) on the deploy-mode export; the fastest PyTorch column against OpenVINO. Random
 weights: a random Mask R-CNN keeps the RPN's 1000 proposals but few final detections.
 """
 
@@ -36,14 +37,18 @@ def calls_for(variant: str, size: tuple, folder: str) -> dict:
     model, scope = build_model(recipe(variant, size), 'model')
     calls = {'PyTorch fp32 eval': model_call(model, scope, 'model', 1, *size, 'cpu')}
     if cpu_has_native_bf16():
-        bf16 = switch_to_deploy(copy.deepcopy(model), sizes=[size], dtype=torch.bfloat16)
-        plain = model_call(bf16, scope, 'model', 1, *size, 'cpu')
+        forms = (('PyTorch bf16 deploy', False), ('PyTorch bf16 deploy compiled', True))
+        for name, compile in forms:
+            bf16 = switch_to_deploy(
+                copy.deepcopy(model), sizes=[size], dtype=torch.bfloat16, compile=compile
+            )
+            plain = model_call(bf16, scope, 'model', 1, *size, 'cpu')
 
-        def autocast_call():
-            with torch.autocast('cpu', dtype=torch.bfloat16):
-                return plain()
+            def autocast_call(plain=plain):
+                with torch.autocast('cpu', dtype=torch.bfloat16):
+                    return plain()
 
-        calls['PyTorch bf16 deploy'] = autocast_call
+            calls[name] = autocast_call
     deployed = switch_to_deploy(copy.deepcopy(model), sizes=[size])
     path = os.path.join(folder, f'{variant}_{size[0]}.onnx')
     export_onnx(exportable(deployed, scope, 'model'), path, size)
@@ -92,16 +97,22 @@ def render(result: dict) -> str:
         '(dynamic height and width; detectors with RPN, NMS and RoIAlign in the graph). '
         'PyTorch bf16 deploy is left out where the CPU has no native bf16.',
         '',
-        '| model | input | ' + ' | '.join(columns) + ' | fastest vs fp32 eval |',
-        '|---|---|' + '---|' * (len(columns) + 1),
+        '| model | input | '
+        + ' | '.join(columns)
+        + ' | fastest vs fp32 eval | fastest PyTorch / OpenVINO time |',
+        '|---|---|' + '---|' * (len(columns) + 2),
     ]
     for row in result['rows']:
         times = row['ms']
         best = min(times.values())
         cells = [f'{times[c]:.0f}' if c in times else '—' for c in columns]
         speedup = times['PyTorch fp32 eval'] / best
+        pytorch = min(ms for name, ms in times.items() if name.startswith('PyTorch'))
+        openvino = next(ms for name, ms in times.items() if name.startswith('openvino'))
         lines.append(
-            f'| {row["model"]} | {row["size"]} | ' + ' | '.join(cells) + f' | {speedup:.2f}x |'
+            f'| {row["model"]} | {row["size"]} | '
+            + ' | '.join(cells)
+            + f' | {speedup:.2f}x | {pytorch / openvino:.2f}x |'
         )
     return '\n'.join(lines) + '\n'
 

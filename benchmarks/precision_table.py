@@ -1,16 +1,17 @@
-"""Precision / layout table: fp32 NCHW, fp32 channels-last, bf16 and ONNX Runtime, one run.
+"""Precision / layout table: fp32, bf16, compiled bf16 and the runtimes, one run.
 
 Usage: python benchmarks/precision_table.py [--out docs/precision.md] [--repeats 3]
-           [--variants l1 l3 ...] [--sizes 512x512 800x1216] [--no-onnx]
+           [--variants l1 l3 ...] [--sizes 512x512 800x1216] [--no-runtimes]
+           [--no-compile]
 
-For every backbone (and mmdet's ResNet-50) and size, six modes on the same
+For every backbone (and mmdet's ResNet-50) and size, these modes on the same
 weights are timed in turns (batch 1, median of ``--repeats`` after 2 warm-ups):
 fp32 NCHW eval (the default), fp32 channels-last eval, bf16 channels-last eval
 (autocast), bf16 deploy (``switch_to_deploy(..., dtype=torch.bfloat16)``: float32
-residual stream), the same with ``float32_residual=False`` (bf16 stream) and
-ONNX Runtime (fp32, deploy model exported). The 2048-matmul rates in fp32 and
-bf16 are measured in the same run, before and after the table.
-"""
+residual stream), the same with ``float32_residual=False`` (bf16 stream) and with
+``compile=True``, ONNX Runtime (fp32) and OpenVINO (its default precision) on the
+ONNX export of the fp32 deploy backbone. The 2048-matmul rates in fp32 and bf16 are
+measured in the same run, before and after the table."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from benchmarks.common import (  # noqa: E402
     build_peer,
     medians,
     onnxruntime_call,
+    openvino_on_export,
     recipe,
 )
 from mmeffformer.models import switch_to_deploy  # noqa: E402
@@ -45,8 +47,12 @@ MODES = (
     'bf16 channels-last',
     'bf16 deploy',
     'bf16 deploy, bf16 stream',
+    'bf16 deploy compiled',
     'ONNX Runtime',
+    'OpenVINO',
 )
+#: the PyTorch modes, of which the fastest makes the rate columns
+TORCH_MODES = MODES[:-2]
 
 
 def matmul_rates(repeats: int) -> Dict[str, float]:
@@ -59,7 +65,9 @@ def images(size: tuple, layout: torch.memory_format) -> torch.Tensor:
     return torch.rand(1, 3, *size).to(memory_format=layout)
 
 
-def mode_calls(model: torch.nn.Module, size: tuple, onnx: bool) -> Dict[str, Callable]:
+def mode_calls(
+    model: torch.nn.Module, size: tuple, runtimes: bool, compile: bool
+) -> Dict[str, Callable]:
     """The modes on copies of one backbone."""
     nchw, channels_last = images(size, torch.contiguous_format), images(size, torch.channels_last)
     cl_model = copy.deepcopy(model).to(memory_format=torch.channels_last)
@@ -81,13 +89,22 @@ def mode_calls(model: torch.nn.Module, size: tuple, onnx: bool) -> Dict[str, Cal
             copy.deepcopy(model), sizes=[size], dtype=torch.bfloat16, float32_residual=False
         )
         calls['bf16 deploy, bf16 stream'] = lambda: rounded_stream(nchw)
-    if onnx:
+        if compile:
+            compiled = switch_to_deploy(
+                copy.deepcopy(model), sizes=[size], dtype=torch.bfloat16, compile=True
+            )
+            calls['bf16 deploy compiled'] = lambda: compiled(nchw)
+    if runtimes:
         fp32_deploy = switch_to_deploy(copy.deepcopy(model), sizes=[size])
         calls['ONNX Runtime'] = onnxruntime_call(fp32_deploy, size, 'backbone')
+        openvino = openvino_on_export(fp32_deploy, size)
+        calls['OpenVINO'] = lambda: openvino(nchw.numpy())
     return calls
 
 
-def measure(names: List[str], sizes: List[str], repeats: int, onnx: bool) -> List[dict]:
+def measure(
+    names: List[str], sizes: List[str], repeats: int, runtimes: bool, compile: bool
+) -> List[dict]:
     rows = []
     for name in names:
         for size_name in sizes:
@@ -97,7 +114,7 @@ def measure(names: List[str], sizes: List[str], repeats: int, onnx: bool) -> Lis
             else:
                 model, _ = build_model(recipe(name, size), 'backbone')
             flops = count_flops(lambda m=model, s=size: m(images(s, torch.contiguous_format)))
-            times = medians(mode_calls(model, size, onnx), repeats)
+            times = medians(mode_calls(model, size, runtimes, compile), repeats)
             rows.append(dict(model=name, size=size_name, gflop=flops / 1e9, ms=times))
             print(name, size_name, {k: round(v, 1) for k, v in times.items()}, flush=True)
     return rows
@@ -119,23 +136,29 @@ def report(results: dict) -> str:
         '',
         '| backbone | size | GFLOP | '
         + ' | '.join(f'{m} (ms)' for m in MODES)
-        + ' | CL / NCHW | bf16 deploy vs fp32 NCHW | bf16 deploy GFLOP/s (% of bf16 matmul) |',
-        '|---|---|---|' + '---|' * (len(MODES) + 3),
+        + ' | CL / NCHW | fastest PyTorch vs fp32 NCHW | its GFLOP/s (% of bf16 matmul) '
+        '| fastest PyTorch / OpenVINO time |',
+        '|---|---|---|' + '---|' * (len(MODES) + 4),
     ]
     for row in results['rows']:
         ms = row['ms']
-        rate = row['gflop'] / ms['bf16 deploy'] * 1000
+        fastest = min(ms[m] for m in TORCH_MODES if m in ms)
+        rate = row['gflop'] / fastest * 1000
         cells = ' | '.join(f'{ms[m]:.1f}' if m in ms else '-' for m in MODES)
+        versus_openvino = f'{fastest / ms["OpenVINO"]:.2f}x' if 'OpenVINO' in ms else '-'
         lines.append(
             f'| {row["model"]} | {row["size"]} | {row["gflop"]:.1f} | {cells} | '
             f'{ms["fp32 NCHW"] / ms["fp32 channels-last"]:.2f}x | '
-            f'{ms["fp32 NCHW"] / ms["bf16 deploy"]:.2f}x | '
-            f'{rate:.0f} ({100 * rate / rates["bf16"]:.0f}%) |'
+            f'{ms["fp32 NCHW"] / fastest:.2f}x | '
+            f'{rate:.0f} ({100 * rate / rates["bf16"]:.0f}%) | {versus_openvino} |'
         )
     lines += [
         '',
         'bf16 deploy: `switch_to_deploy(..., dtype=torch.bfloat16)`, float32 residual stream; '
-        'bf16 stream: the same with `float32_residual=False` (see deploy.md).',
+        'bf16 stream: the same with `float32_residual=False` (see deploy.md); compiled: '
+        'the same with `compile=True` (see compiled_backbones.md). ONNX Runtime (fp32) and '
+        'OpenVINO (its default precision: bf16 where the CPU has native bf16) run the ONNX '
+        'export of the fp32 deploy backbone.',
         '',
         'ResNet-50 has no deploy rewrite: its "bf16 deploy" column repeats its bf16 channels-last'
         ' (autocast) time, its best bf16 form.',
@@ -151,7 +174,12 @@ def main(argv=None) -> int:
     parser.add_argument('--threads', type=int, default=torch.get_num_threads())
     parser.add_argument('--variants', nargs='+', default=list(VARIANTS) + ['ResNet-50'])
     parser.add_argument('--sizes', nargs='+', default=list(SIZES), choices=list(SIZES))
-    parser.add_argument('--no-onnx', action='store_true')
+    parser.add_argument(
+        '--no-runtimes', action='store_true', help='leave out ONNX Runtime and OpenVINO'
+    )
+    parser.add_argument(
+        '--no-compile', action='store_true', help='leave out the compiled bf16 deploy'
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     keep_freed_memory()
@@ -162,7 +190,9 @@ def main(argv=None) -> int:
         repeats=args.repeats,
         matmul=matmul_rates(args.repeats),
     )
-    results['rows'] = measure(args.variants, args.sizes, args.repeats, not args.no_onnx)
+    results['rows'] = measure(
+        args.variants, args.sizes, args.repeats, not args.no_runtimes, not args.no_compile
+    )
     results['matmul_after'] = matmul_rates(args.repeats)
     out = Path(args.out)
     out.write_text(report(results))

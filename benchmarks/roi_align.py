@@ -12,7 +12,8 @@ the FPN levels of 800x1216 (stride 4: 200x304). Parts:
 - extractor: mmdet's ``SingleRoIExtractor`` against ``mmeffformer.MatmulRoIExtractor``,
   box RoIs (1000, 7x7) and mask RoIs (100, 14x14) over four levels;
 - model: Mask R-CNN l1 at 800x1216 (random weights, predict mode) with each extractor,
-  fp32 eval and deploy, and bf16 deploy under autocast where the CPU has native bf16;
+  fp32 eval and deploy, and where the CPU has native bf16 three bf16 deploy forms under
+  autocast (float32 stream, bf16 stream, compiled backbone);
   torch.profiler's share of the RoIAlign ops and of ``aten::copy_`` in one call.
 """
 
@@ -172,9 +173,14 @@ def model_rows(repeats: int) -> List[dict]:
 
     cfg = Config.fromfile(recipe('l1', IMAGE))
     modes = ['fp32 eval', 'deploy fp32']
-    bf16 = cpu_has_native_bf16()
-    if bf16:
-        modes.append('deploy bf16 + autocast')
+    # bf16 deploy forms (switch_to_deploy options), each run under autocast for the heads
+    bf16_forms = {
+        'deploy bf16 + autocast': {},
+        'deploy bf16, bf16 stream + autocast': dict(float32_residual=False),
+        'deploy bf16 compiled + autocast': dict(compile=True),
+    }
+    if cpu_has_native_bf16():
+        modes += list(bf16_forms)
     rows = []
     for name, extractor in (
         ('mmdet', 'SingleRoIExtractor'),
@@ -185,15 +191,17 @@ def model_rows(repeats: int) -> List[dict]:
         calls = {'fp32 eval': model_call(model, 'mmdet', 'model', 1, *IMAGE, 'cpu')}
         deployed = switch_to_deploy(copy.deepcopy(model), sizes=[IMAGE])
         calls['deploy fp32'] = model_call(deployed, 'mmdet', 'model', 1, *IMAGE, 'cpu')
-        if bf16:
-            low = switch_to_deploy(copy.deepcopy(model), sizes=[IMAGE], dtype=torch.bfloat16)
+        for mode in modes[2:]:
+            low = switch_to_deploy(
+                copy.deepcopy(model), sizes=[IMAGE], dtype=torch.bfloat16, **bf16_forms[mode]
+            )
             plain = model_call(low, 'mmdet', 'model', 1, *IMAGE, 'cpu')
 
             def autocast_call(plain=plain):
                 with torch.autocast('cpu', torch.bfloat16):
                     return plain()
 
-            calls['deploy bf16 + autocast'] = autocast_call
+            calls[mode] = autocast_call
         with torch.no_grad():
             ms = medians(calls, repeats)
             shares = {mode: profile_shares(calls[mode]) for mode in modes[1:]}
@@ -261,7 +269,7 @@ def render(results: dict) -> str:
                 for m in shared
             )
             lines.append(f'| {row["extractor"]} | {cells} |')
-        if 'deploy bf16 + autocast' not in modes:
+        if len(modes) == 2:
             lines += [
                 '',
                 'This CPU has no native bf16 (PyTorch emulates it, slower than fp32), so the '

@@ -21,6 +21,7 @@ layout around a float32 residual stream (see
 from __future__ import annotations
 
 import time
+import types
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -58,11 +59,36 @@ def make_room_for_graphs(count: int) -> None:
         config.recompile_limit += count
 
 
+def _module_call(module: nn.Module, *args, **kwargs):
+    return module._call_impl(*args, **kwargs)
+
+
 def compile_backbone(backbone: nn.Module) -> None:
     """Compile ``backbone`` in place: one graph (``fullgraph=True``), static shapes, weights
     frozen into the graph as constants (Inductor's ``freezing``), so the BN-folded weights
-    and the attention biases of each served size are folded at compile time."""
-    backbone.compile(fullgraph=True, dynamic=False, options={'freezing': True})
+    and the attention biases of each served size are folded at compile time.
+
+    Like ``nn.Module.compile`` this sets the module's ``_compiled_call_impl``, so callers
+    keep calling the same object; unlike it, the weights do get frozen. Dynamo decides
+    whether parameters become graph constants while it traces, from the global
+    ``torch._inductor.config.freezing`` (``compile``'s ``options`` reach Inductor only),
+    and it does not for the frame ``nn.Module.compile`` compiles (torch 2.13): each call
+    therefore runs with freezing switched on, through a function of this module.
+    """
+    from torch._inductor import config
+
+    compiled = torch.compile(
+        types.MethodType(_module_call, backbone),
+        fullgraph=True,
+        dynamic=False,
+        options={'freezing': True},
+    )
+
+    def call_frozen(*args, **kwargs):
+        with config.patch(freezing=True):
+            return compiled(*args, **kwargs)
+
+    backbone._compiled_call_impl = call_frozen
 
 
 def switch_to_deploy(
@@ -106,17 +132,18 @@ def switch_to_deploy(
         for backbone in backbones:
             if dtype is not None:
                 backbone.set_compute_precision(dtype, float32_residual)
-            if compile:
-                compile_backbone(backbone)
             device = next(backbone.parameters()).device
-            for height, width in sizes:
+            images = [torch.zeros(1, 3, h, w, device=device) for h, w in sizes]
+            for image in images:  # eager: fills the bias caches the compiled graph reads
+                backbone(image)
+            if not compile:
+                continue
+            compile_backbone(backbone)
+            for (height, width), image in zip(sizes, images):
                 start = time.perf_counter()
-                backbone(torch.zeros(1, 3, height, width, device=device))
-                if compile:
-                    key = (height, width)
-                    compile_seconds[key] = compile_seconds.get(key, 0.0) + (
-                        time.perf_counter() - start
-                    )
+                backbone(image)
+                key = (height, width)
+                compile_seconds[key] = compile_seconds.get(key, 0.0) + (time.perf_counter() - start)
     if compile:
         model.deploy_compile_seconds = compile_seconds
     return model

@@ -87,6 +87,28 @@ def test_compiled_deploy_is_one_graph_equal_to_eager_and_never_recompiles(build)
     assert counters['stats']['unique_graphs'] == graphs_before + 1  # served size: no recompile
 
 
+def test_compiled_deploy_freezes_weights_and_reads_cached_biases_as_constants():
+    from mmeffformer.models import switch_to_deploy
+
+    model = EfficientFormer(TINY_V1, attn_bias='official', attn_bias_size=128)
+    randomise_batchnorm(model)
+    biases = [m for m in model.modules() if isinstance(m, _CachedBias)]
+    computed = []
+    for bias in biases:  # counts eager computations and dynamo tracing the resize alike
+        original = bias.compute
+        bias.compute = lambda *a, _o=original: computed.append(1) or _o(*a)
+    switch_to_deploy(model, sizes=[(96, 128)], compile=True)
+    assert len(computed) == len(biases) == 2  # the eager fill only: not traced into the graph
+    x = torch.rand(1, 3, 96, 128)
+    with torch.no_grad():
+        before = model(x)
+        conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+        conv.weight.mul_(2)  # a graph with weights as inputs would see this
+        after = model(x)
+    for got, want in zip(after, before):  # frozen: the graph holds the weights as constants
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
 def test_compile_without_a_cpp_compiler_fails_naming_the_cause():
     from torch._inductor import config
 

@@ -71,17 +71,17 @@ class _CachedBias(nn.Module):
         """Bias of shape ``(heads, Nq, Nk)`` for the given grids."""
         query_grid, key_grid = tuple(query_grid), tuple(key_grid)
         needs_grad = torch.is_grad_enabled() and self.table.requires_grad
+        frozen = not (self.training or self.table.requires_grad)
+        if torch.compiler.is_compiling() and frozen:
+            # a deployed table: the graph reads the served size's cached bias (filled by an
+            # eager call) as a constant; computed in the graph, its resize would run per call
+            hit = self._cache.get(self._cache_key(query_grid, key_grid, inference=False))
+            if hit is not None:
+                return hit[1]
         if self.training or needs_grad or torch.jit.is_tracing() or torch.compiler.is_compiling():
-            # in a traced or compiled graph the bias is part of the graph (folded to a
-            # constant when the compiler freezes the weights)
+            # in a traced or compiled graph the bias is part of the graph
             return self.compute(query_grid, key_grid)
-        key = (
-            query_grid,
-            key_grid,
-            self.table.device,
-            self.table.dtype,
-            torch.is_inference_mode_enabled(),
-        )
+        key = self._cache_key(query_grid, key_grid, torch.is_inference_mode_enabled())
         version = self.table._version
         hit = self._cache.get(key)
         if hit is not None and hit[0] == version:
@@ -92,6 +92,9 @@ class _CachedBias(nn.Module):
             bias = bias.to(self.output_dtype)
         self._cache[key] = (version, bias)
         return bias
+
+    def _cache_key(self, query_grid: tuple, key_grid: tuple, inference: bool) -> tuple:
+        return (query_grid, key_grid, self.table.device, self.table.dtype, inference)
 
     def reparameterize(self) -> None:
         """Deploy rewrite: the table is frozen, so every served bias comes from the cache."""
