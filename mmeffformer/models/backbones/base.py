@@ -245,12 +245,13 @@ class EfficientFormerBackboneBase(BaseModule):
 
         ``float32_residual``: the residual stream (every block's ``x`` in ``x + f(x)``,
         and the fused pool mixer, a per-channel blend of ``x``) stays float32, and so do
-        the attention logits, their bias and softmax (and the modules'
-        ``float32_parts``: EfficientFormerV2's talking heads and attention projections);
-        the stem, downsamples, the branches ``f`` and the attention's ``q @ k`` inputs and
-        ``attn @ v`` compute in ``dtype``. Rounding the stream to ``dtype`` at every
-        block is what accumulates the error of a reduced-precision run, and rounded
-        logits are what the softmax amplifies (docs/bf16_error.md).
+        the modules' ``float32_parts`` (EfficientFormerV2's attention projections) and,
+        in attention classes with ``float32_logits`` (EfficientFormer's), the logits,
+        their bias and softmax; the stem, downsamples, the branches ``f`` and the
+        attention's ``q @ k`` inputs and ``attn @ v`` compute in ``dtype``. Rounding the
+        stream to ``dtype`` at every block is what accumulates the error of a
+        reduced-precision run, and rounded logits are what the softmax amplifies
+        (docs/bf16_error.md).
 
         Always kept in float32: the attention-bias tables, whose bicubic resize is
         computed once per size (served in ``dtype`` when the logits are), and
@@ -268,10 +269,12 @@ class EfficientFormerBackboneBase(BaseModule):
             cast_floating_point(self, dtype, keep=always_float32)
         self.to(memory_format=torch.channels_last)
         for module in list(self.modules()):
-            if hasattr(module, 'logits_dtype'):
-                module.logits_dtype = torch.float32 if float32_stream else None
+            if hasattr(module, 'logits_dtype'):  # an attention, visited before its bias
+                float32_logits = float32_stream and module.float32_logits
+                module.logits_dtype = torch.float32 if float32_logits else None
+                # the bias is served in the logits' dtype: no cast per call
+                module.bias.output_dtype = None if float32_logits else dtype
             if isinstance(module, _CachedBias):
-                module.output_dtype = None if float32_stream else dtype
                 module.clear_cache()
             for name, child in list(module.named_children()):
                 if isinstance(child, (nn.LayerNorm, nn.GroupNorm)):

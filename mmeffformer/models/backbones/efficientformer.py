@@ -101,6 +101,9 @@ class TokenAttention(nn.Module):
 
     #: dtype of the logits and softmax; None: the query's (set by reduced-precision deploy)
     logits_dtype: Optional[torch.dtype] = None
+    #: a float32-stream deploy keeps the logits float32: cheap here (the last stage's
+    #: blocks, on the stride-32 tokens), and bf16 logits of magnitude L are off by L / 256
+    float32_logits = True
 
     def __init__(
         self,

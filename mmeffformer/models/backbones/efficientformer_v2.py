@@ -42,10 +42,14 @@ class Attention2d(nn.Module):
     #: dtype of the logits, talking heads and softmax; None: the query's (set by
     #: reduced-precision deploy)
     logits_dtype: Optional[torch.dtype] = None
-    #: parts a reduced-precision deploy keeps float32: the talking heads mix the float32
-    #: logits, and the projection's output can outgrow the residual stream it joins
-    #: (cheap: they run on the stride-32 tokens)
-    float32_parts = ('talking_head1', 'talking_head2', 'proj')
+    #: the logits stay in the compute dtype: at 800x1216 they are 8 x 950 x 950 per block
+    #: (8 x 950 x 3800 in the downsampling attention), and float32 logits with float32
+    #: talking heads made v2-s0's compiled bf16 deploy 27% slower for a smaller error at
+    #: stride 32 only (1.8e-2 to 1.2e-2; docs/bf16_error.md)
+    float32_logits = False
+    #: part a reduced-precision deploy keeps float32: the projection's output can outgrow
+    #: the residual stream it joins (cheap: it runs on the stride-32 tokens)
+    float32_parts = ('proj',)
 
     def __init__(
         self,
@@ -108,7 +112,8 @@ class DownsampleAttention(nn.Module):
 
     #: dtype of the logits and softmax; None: the query's (set by reduced-precision deploy)
     logits_dtype: Optional[torch.dtype] = None
-    #: part a reduced-precision deploy keeps float32 (see :class:`Attention2d`)
+    #: logits in the compute dtype, a float32 projection (see :class:`Attention2d`)
+    float32_logits = False
     float32_parts = ('proj',)
 
     def __init__(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
-from mmeffformer.models import EfficientFormerV2, switch_to_deploy
+from mmeffformer.models import EfficientFormer, EfficientFormerV2, switch_to_deploy
 from mmeffformer.models.layers.attention import biased_attention
+from tests.helpers.tiny_models import TINY_V1
 from tests.helpers.v2_reference import arch_dict
 
 
@@ -52,13 +54,22 @@ def test_logits_are_computed_in_the_bias_dtype():
     assert (rounded.float() - want).abs().max().item() > 4 * error
 
 
-def test_reduced_precision_deploy_keeps_attention_logits_in_float32():
-    model = switch_to_deploy(
-        EfficientFormerV2(arch_dict('tiny')), sizes=[(64, 64)], dtype=torch.bfloat16
-    )
+@pytest.mark.parametrize(
+    'build, float32_logits',
+    [
+        (lambda: EfficientFormer(TINY_V1), True),
+        (lambda: EfficientFormerV2(arch_dict('tiny')), False),
+    ],
+    ids=['v1', 'v2'],
+)
+def test_reduced_precision_deploy_sets_the_logits_dtype_per_attention_class(build, float32_logits):
+    model = switch_to_deploy(build(), sizes=[(64, 64)], dtype=torch.bfloat16)
     attentions = [m for m in model.modules() if hasattr(m, 'logits_dtype')]
-    assert attentions and all(m.logits_dtype == torch.float32 for m in attentions)
-    legacy = switch_to_deploy(
-        EfficientFormerV2(arch_dict('tiny')), dtype=torch.bfloat16, float32_residual=False
-    )
+    assert attentions
+    logits_dtype = torch.float32 if float32_logits else torch.bfloat16
+    for attention in attentions:
+        assert attention.logits_dtype == (torch.float32 if float32_logits else None)
+        # the cached bias is served in the logits' dtype: no cast per call
+        assert attention.bias((2, 2), (2, 2)).dtype == logits_dtype
+    legacy = switch_to_deploy(build(), dtype=torch.bfloat16, float32_residual=False)
     assert all(m.logits_dtype is None for m in legacy.modules() if hasattr(m, 'logits_dtype'))
