@@ -14,14 +14,12 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
-from torch.nn.modules.batchnorm import _BatchNorm  # noqa: E402
 
 import mmeffformer  # noqa: E402,F401
 from mmeffformer.deploy import export_onnx  # noqa: E402
 from mmeffformer.models import switch_to_deploy  # noqa: E402
-from mmeffformer.models.layers import LayerScale  # noqa: E402
 from mmeffformer.utils import interleaved_medians  # noqa: E402
-from mmeffformer.utils.model_analysis import model_call  # noqa: E402
+from mmeffformer.utils.model_analysis import model_call, trained_like  # noqa: E402,F401
 
 VARIANTS = ('l1', 'l3', 'l7', 'v2-s0', 'v2-s1', 'v2-s2', 'v2-l')
 PEERS = {'ResNet-50': 50, 'ResNet-18': 18}
@@ -45,22 +43,6 @@ def build_peer(depth: int) -> torch.nn.Module:
     model = MODELS.build(dict(type='ResNet', depth=depth, out_indices=(0, 1, 2, 3)))
     model.eval()  # mmdet's ResNet.train() returns None: no chaining
     return model
-
-
-def trained_like(model: torch.nn.Module, seed: int = 0) -> None:
-    """BatchNorm statistics and affine terms away from the identity, layer scales in
-    0.1-0.6 (trained ones are far from their 1e-5 initial value): random weights whose
-    activations grow and mix like a trained model's, so reduced-precision error is not
-    hidden by near-identity blocks."""
-    generator = torch.Generator().manual_seed(seed)
-    for norm in (m for m in model.modules() if isinstance(m, _BatchNorm)):
-        n = norm.num_features
-        norm.running_mean.copy_(torch.randn(n, generator=generator) * 0.3)
-        norm.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
-        norm.weight.data.copy_(1 + torch.randn(n, generator=generator) * 0.2)
-        norm.bias.data.copy_(torch.randn(n, generator=generator) * 0.2)
-    for scale in (m for m in model.modules() if isinstance(m, LayerScale)):
-        scale.gamma.data.copy_(torch.rand(scale.gamma.shape, generator=generator) * 0.5 + 0.1)
 
 
 def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:

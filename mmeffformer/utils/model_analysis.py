@@ -1,4 +1,5 @@
-"""Models built from configs for measuring: FLOPs, parameters, one inference call."""
+"""Models built from configs for measuring: FLOPs, parameters, one inference call, random
+weights with trained-like statistics."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Callable, Tuple
 
 import torch
 import torch.nn as nn
+from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.flop_counter import FlopCounterMode
 
 
@@ -73,3 +75,21 @@ def count_flops(call: Callable[[], object]) -> int:
 
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def trained_like(model: torch.nn.Module, seed: int = 0) -> None:
+    """BatchNorm statistics and affine terms away from the identity, layer scales in
+    0.1-0.6 (trained ones are far from their 1e-5 initial value): random weights whose
+    activations grow and mix like a trained model's, so reduced-precision error is not
+    hidden by near-identity blocks."""
+    from mmeffformer.models.layers import LayerScale
+
+    generator = torch.Generator().manual_seed(seed)
+    for norm in (m for m in model.modules() if isinstance(m, _BatchNorm)):
+        n = norm.num_features
+        norm.running_mean.copy_(torch.randn(n, generator=generator) * 0.3)
+        norm.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
+        norm.weight.data.copy_(1 + torch.randn(n, generator=generator) * 0.2)
+        norm.bias.data.copy_(torch.randn(n, generator=generator) * 0.2)
+    for scale in (m for m in model.modules() if isinstance(m, LayerScale)):
+        scale.gamma.data.copy_(torch.rand(scale.gamma.shape, generator=generator) * 0.5 + 0.1)
