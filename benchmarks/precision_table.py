@@ -114,7 +114,8 @@ def measure(
             else:
                 model, _ = build_model(recipe(name, size), 'backbone')
             flops = count_flops(lambda m=model, s=size: m(images(s, torch.contiguous_format)))
-            times = medians(mode_calls(model, size, runtimes, compile), repeats)
+            with torch.no_grad():
+                times = medians(mode_calls(model, size, runtimes, compile), repeats)
             rows.append(dict(model=name, size=size_name, gflop=flops / 1e9, ms=times))
             print(name, size_name, {k: round(v, 1) for k, v in times.items()}, flush=True)
     return rows

@@ -73,7 +73,8 @@ def compile_backbone(backbone: nn.Module) -> None:
     whether parameters become graph constants while it traces, from the global
     ``torch._inductor.config.freezing`` (``compile``'s ``options`` reach Inductor only),
     and it does not for the frame ``nn.Module.compile`` compiles (torch 2.13): each call
-    therefore runs with freezing switched on, through a function of this module.
+    therefore runs with freezing switched on, through a function of this module, and
+    without autograd.
     """
     from torch._inductor import config
 
@@ -85,7 +86,9 @@ def compile_backbone(backbone: nn.Module) -> None:
     )
 
     def call_frozen(*args, **kwargs):
-        with config.patch(freezing=True):
+        # inference only, always without autograd: a call with gradients enabled would
+        # otherwise be a second graph (grad mode is guarded), and one without freezing
+        with torch.no_grad(), config.patch(freezing=True):
             return compiled(*args, **kwargs)
 
     backbone._compiled_call_impl = call_frozen
