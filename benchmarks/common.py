@@ -18,7 +18,7 @@ import torch  # noqa: E402
 import mmeffformer  # noqa: E402,F401
 from mmeffformer.deploy import export_onnx  # noqa: E402
 from mmeffformer.models import switch_to_deploy  # noqa: E402
-from mmeffformer.utils import interleaved_medians  # noqa: E402
+from mmeffformer.utils import cpu_has_native_bf16, interleaved_medians, matmul_gflops  # noqa: E402
 from mmeffformer.utils.model_analysis import model_call, trained_like  # noqa: E402,F401
 
 VARIANTS = ('l1', 'l3', 'l7', 'v2-s0', 'v2-s1', 'v2-s2', 'v2-l')
@@ -54,6 +54,25 @@ def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
 def output_errors(got: Sequence, want: Sequence[torch.Tensor]) -> list:
     """``relative_error`` of each output (numpy arrays are taken as they are)."""
     return [relative_error(torch.as_tensor(g), w) for g, w in zip(got, want)]
+
+
+def matmul_rates(repeats: int, emulated_bf16: bool = False) -> Dict[str, float]:
+    """GFLOP/s of a 2048 x 2048 matrix product in fp32 and in bf16; bf16 only where the
+    CPU has native bf16 unless ``emulated_bf16`` (emulated, it takes minutes)."""
+    rates = {'fp32': matmul_gflops(WARMUP, max(repeats, 10), torch.float32)}
+    if emulated_bf16 or cpu_has_native_bf16():
+        rates['bf16'] = matmul_gflops(WARMUP, max(repeats, 10), torch.bfloat16)
+    return rates
+
+
+def bf16_autocast(call: Callable[[], object]) -> Callable[[], object]:
+    """``call`` run under CPU bf16 autocast."""
+
+    def autocast_call():
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            return call()
+
+    return autocast_call
 
 
 def medians(calls: Dict[str, Callable[[], object]], repeats: int) -> Dict[str, float]:

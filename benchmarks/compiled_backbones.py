@@ -31,9 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import (  # noqa: E402
     ROOT,
+    bf16_autocast,
     build_peer,
     fmt,
     machine_description,
+    matmul_rates,
     medians,
     openvino_on_export,
     output_errors,
@@ -42,19 +44,11 @@ from benchmarks.common import (  # noqa: E402
     trained_like,
 )
 from mmeffformer.models import switch_to_deploy  # noqa: E402
-from mmeffformer.utils import cpu_has_native_bf16, keep_freed_memory, matmul_gflops  # noqa: E402
+from mmeffformer.utils import cpu_has_native_bf16, keep_freed_memory  # noqa: E402
 from mmeffformer.utils.model_analysis import build_model  # noqa: E402
 
 JSON = ROOT / 'docs' / 'compiled_backbones.json'
 PAGE = ROOT / 'docs' / 'compiled_backbones.md'
-
-
-def matmul_rates(repeats: int) -> dict:
-    """GFLOP/s of a 2048 x 2048 matrix product in fp32 and, with native bf16, in bf16."""
-    rates = {'fp32': matmul_gflops(2, max(repeats, 10), torch.float32)}
-    if cpu_has_native_bf16():  # emulated bf16 takes minutes and is never the fast mode
-        rates['bf16'] = matmul_gflops(2, max(repeats, 10), torch.bfloat16)
-    return rates
 
 
 def compiled_copy(backbone: torch.nn.Module, size: tuple, **deploy) -> tuple:
@@ -104,12 +98,7 @@ def measure_peer(size: tuple, repeats: int) -> dict:
     if cpu_has_native_bf16():
         channels_last = copy.deepcopy(model).to(memory_format=torch.channels_last)
         image_cl = image.to(memory_format=torch.channels_last)
-
-        def bf16_channels_last():
-            with torch.autocast('cpu', dtype=torch.bfloat16):
-                return channels_last(image_cl)
-
-        calls['bf16 channels-last'] = bf16_channels_last
+        calls['bf16 channels-last'] = bf16_autocast(lambda: channels_last(image_cl))
     with torch.no_grad():
         times = medians(calls, repeats)
     return dict(variant='ResNet-50', size=list(size), ms=times, errors={}, compile_seconds=None)

@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import ROOT, medians, recipe  # noqa: E402
+from benchmarks.common import ROOT, bf16_autocast, medians, recipe  # noqa: E402
 from mmeffformer.deploy import build_backend, export_onnx, exportable  # noqa: E402
 from mmeffformer.models import switch_to_deploy  # noqa: E402
 from mmeffformer.utils import cpu_has_native_bf16, cpu_info, matmul_gflops  # noqa: E402
@@ -42,13 +42,7 @@ def calls_for(variant: str, size: tuple, folder: str) -> dict:
             bf16 = switch_to_deploy(
                 copy.deepcopy(model), sizes=[size], dtype=torch.bfloat16, compile=compile
             )
-            plain = model_call(bf16, scope, 'model', 1, *size, 'cpu')
-
-            def autocast_call(plain=plain):
-                with torch.autocast('cpu', dtype=torch.bfloat16):
-                    return plain()
-
-            calls[name] = autocast_call
+            calls[name] = bf16_autocast(model_call(bf16, scope, 'model', 1, *size, 'cpu'))
     deployed = switch_to_deploy(copy.deepcopy(model), sizes=[size])
     path = os.path.join(folder, f'{variant}_{size[0]}.onnx')
     export_onnx(exportable(deployed, scope, 'model'), path, size)

@@ -30,15 +30,16 @@ from benchmarks.common import (  # noqa: E402
     ROOT,
     SIZES,
     VARIANTS,
-    WARMUP,
+    bf16_autocast,
     build_peer,
+    matmul_rates,
     medians,
     onnxruntime_call,
     openvino_on_export,
     recipe,
 )
 from mmeffformer.models import switch_to_deploy  # noqa: E402
-from mmeffformer.utils import cpu_info, keep_freed_memory, matmul_gflops  # noqa: E402
+from mmeffformer.utils import cpu_info, keep_freed_memory  # noqa: E402
 from mmeffformer.utils.model_analysis import build_model, count_flops  # noqa: E402
 
 MODES = (
@@ -55,12 +56,6 @@ MODES = (
 TORCH_MODES = MODES[:-2]
 
 
-def matmul_rates(repeats: int) -> Dict[str, float]:
-    """GFLOP/s of a 2048 x 2048 matrix product in fp32 and bf16."""
-    dtypes = (('fp32', torch.float32), ('bf16', torch.bfloat16))
-    return {name: matmul_gflops(WARMUP, max(repeats, 10), dtype) for name, dtype in dtypes}
-
-
 def images(size: tuple, layout: torch.memory_format) -> torch.Tensor:
     return torch.rand(1, 3, *size).to(memory_format=layout)
 
@@ -72,10 +67,7 @@ def mode_calls(
     nchw, channels_last = images(size, torch.contiguous_format), images(size, torch.channels_last)
     cl_model = copy.deepcopy(model).to(memory_format=torch.channels_last)
 
-    def bf16_eval():
-        with torch.autocast('cpu', dtype=torch.bfloat16):
-            return cl_model(channels_last)
-
+    bf16_eval = bf16_autocast(lambda: cl_model(channels_last))
     calls = {
         'fp32 NCHW': lambda: model(nchw),
         'fp32 channels-last': lambda: cl_model(channels_last),
@@ -189,12 +181,12 @@ def main(argv=None) -> int:
         cpu=cpu_info(),
         threads=args.threads,
         repeats=args.repeats,
-        matmul=matmul_rates(args.repeats),
+        matmul=matmul_rates(args.repeats, emulated_bf16=True),
     )
     results['rows'] = measure(
         args.variants, args.sizes, args.repeats, not args.no_runtimes, not args.no_compile
     )
-    results['matmul_after'] = matmul_rates(args.repeats)
+    results['matmul_after'] = matmul_rates(args.repeats, emulated_bf16=True)
     out = Path(args.out)
     out.write_text(report(results))
     out.with_suffix('.json').write_text(json.dumps(results, indent=1))

@@ -31,7 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import ROOT, machine_description, medians, recipe  # noqa: E402
+from benchmarks.common import ROOT, bf16_autocast, machine_description, medians, recipe  # noqa: E402
 from mmeffformer.utils import cpu_has_native_bf16, keep_freed_memory  # noqa: E402
 
 JSON = ROOT / 'docs' / 'roi_align.json'
@@ -195,13 +195,7 @@ def model_rows(repeats: int) -> List[dict]:
             low = switch_to_deploy(
                 copy.deepcopy(model), sizes=[IMAGE], dtype=torch.bfloat16, **bf16_forms[mode]
             )
-            plain = model_call(low, 'mmdet', 'model', 1, *IMAGE, 'cpu')
-
-            def autocast_call(plain=plain):
-                with torch.autocast('cpu', torch.bfloat16):
-                    return plain()
-
-            calls[mode] = autocast_call
+            calls[mode] = bf16_autocast(model_call(low, 'mmdet', 'model', 1, *IMAGE, 'cpu'))
         with torch.no_grad():
             ms = medians(calls, repeats)
             shares = {mode: profile_shares(calls[mode]) for mode in modes[1:]}
