@@ -9,7 +9,9 @@ MobileOne-style blocks do), called children first:
   sum with ``g`` in the kernel and one multiply-add; ``ls2`` folded into ``fc2``;
 - V1 ``AttentionBlock`` / V2 ``FFNBlock``: layer scales folded into the layer
   that produces their input; DropPath removed;
-- attention biases: frozen, then precomputed for the sizes to serve.
+- attention biases: frozen, then precomputed for the sizes to serve;
+- an mmseg segmentor's ``predict`` post-processing: no resize to a shape the logits
+  already have, a faster class argmax (:mod:`mmeffformer.models.segmentors`).
 
 Each rewrite is exact in real arithmetic; float32 results differ from eval by
 rounding (tested within 1e-4 relative). With ``dtype=torch.bfloat16`` or
@@ -29,6 +31,8 @@ import torch.nn as nn
 from mmengine.logging import print_log
 
 from mmeffformer.utils.compiling import check_compiler_available
+
+from .segmentors import deploy_postprocess, is_segmentor
 
 
 def reparameterize_modules(model: nn.Module) -> None:
@@ -118,6 +122,8 @@ def switch_to_deploy(
     keep calling the same objects) and compiled for every size in ``sizes`` here, batch
     1, so serving those sizes never recompiles; another size or batch compiles once on
     its first call. ``model.deploy_compile_seconds`` holds the time per size.
+    An mmseg segmentor inside ``model`` also gets :func:`deploy_postprocess` (same
+    predictions and logits).
     Returns ``model``, changed in place and in eval mode; not reversible, and
     not trainable afterwards.
     """
@@ -130,6 +136,9 @@ def switch_to_deploy(
         make_room_for_graphs(len(backbones) * len(sizes))
     model.eval()
     reparameterize_modules(model)
+    for module in model.modules():
+        if is_segmentor(module):
+            deploy_postprocess(module)
     compile_seconds = {}
     with torch.no_grad():
         for backbone in backbones:
