@@ -57,7 +57,7 @@ def make_room_for_graphs(count: int) -> None:
         print_log(
             f'compiled deploy: torch._dynamo.config.recompile_limit raised from '
             f'{config.recompile_limit} to {config.recompile_limit + count} for {count} '
-            'backbone graphs',
+            'backbone and neck graphs',
             logger='current',
         )
         config.recompile_limit += count
@@ -67,10 +67,11 @@ def _module_call(module: nn.Module, *args, **kwargs):
     return module._call_impl(*args, **kwargs)
 
 
-def compile_backbone(backbone: nn.Module) -> None:
-    """Compile ``backbone`` in place: one graph (``fullgraph=True``), static shapes, weights
-    frozen into the graph as constants (Inductor's ``freezing``), so the BN-folded weights
-    and the attention biases of each served size are folded at compile time.
+def compile_frozen(module: nn.Module) -> None:
+    """Compile ``module`` (a backbone, a neck) in place: one graph (``fullgraph=True``),
+    static shapes, weights frozen into the graph as constants (Inductor's ``freezing``), so
+    the BN-folded weights and the attention biases of each served size are folded at
+    compile time.
 
     Like ``nn.Module.compile`` this sets the module's ``_compiled_call_impl``, so callers
     keep calling the same object; unlike it, the weights do get frozen. Dynamo decides
@@ -83,7 +84,7 @@ def compile_backbone(backbone: nn.Module) -> None:
     from torch._inductor import config
 
     compiled = torch.compile(
-        types.MethodType(_module_call, backbone),
+        types.MethodType(_module_call, module),
         fullgraph=True,
         dynamic=False,
         options={'freezing': True},
@@ -95,7 +96,18 @@ def compile_backbone(backbone: nn.Module) -> None:
         with torch.no_grad(), config.patch(freezing=True):
             return compiled(*args, **kwargs)
 
-    backbone._compiled_call_impl = call_frozen
+    module._compiled_call_impl = call_frozen
+
+
+def necks_of(model: nn.Module, backbones: Sequence[nn.Module]) -> list:
+    """The necks of the detectors / segmentors in ``model`` that hold one of ``backbones``."""
+    held = {id(backbone) for backbone in backbones}
+    return [
+        module.neck
+        for module in model.modules()
+        if id(getattr(module, 'backbone', None)) in held
+        and isinstance(getattr(module, 'neck', None), nn.Module)
+    ]
 
 
 def switch_to_deploy(
@@ -118,10 +130,13 @@ def switch_to_deploy(
     float32 and only the stem, downsamples and branches compute in ``dtype`` (see
     :meth:`EfficientFormerBackboneBase.set_compute_precision`); False rounds the stream
     to ``dtype`` too.
-    ``compile``: each backbone is compiled in place (:func:`compile_backbone`; callers
+    ``compile``: each backbone is compiled in place (:func:`compile_frozen`; callers
     keep calling the same objects) and compiled for every size in ``sizes`` here, batch
     1, so serving those sizes never recompiles; another size or batch compiles once on
-    its first call. ``model.deploy_compile_seconds`` holds the time per size.
+    its first call. ``model.deploy_compile_seconds`` holds the time per size. The neck
+    of a detector or segmentor holding such a backbone (mmdet's / mmseg's FPN: its
+    convolutions, upsampling and sums) is compiled the same way, on its first call at
+    each input size and dtype (autocast on or off: a graph each).
     An mmseg segmentor inside ``model`` also gets :func:`deploy_postprocess` (same
     predictions and logits).
     Returns ``model``, changed in place and in eval mode; not reversible, and
@@ -133,7 +148,9 @@ def switch_to_deploy(
             backbone.check_precision(dtype)  # fail before anything is rewritten
     if compile:
         check_compiler_available()
-        make_room_for_graphs(len(backbones) * len(sizes))
+        necks = necks_of(model, backbones)
+        # a neck: one graph per size for float32 features and one under autocast
+        make_room_for_graphs((len(backbones) + 2 * len(necks)) * len(sizes))
     model.eval()
     reparameterize_modules(model)
     for module in model.modules():
@@ -150,12 +167,14 @@ def switch_to_deploy(
                 backbone(image)
             if not compile:
                 continue
-            compile_backbone(backbone)
+            compile_frozen(backbone)
             for (height, width), image in zip(sizes, images):
                 start = time.perf_counter()
                 backbone(image)
                 key = (height, width)
                 compile_seconds[key] = compile_seconds.get(key, 0.0) + (time.perf_counter() - start)
     if compile:
+        for neck in necks:
+            compile_frozen(neck)
         model.deploy_compile_seconds = compile_seconds
     return model

@@ -76,3 +76,15 @@ def demo_seg_batch(
         sample.set_metainfo(dict(img_shape=shape[1:], ori_shape=shape[1:], pad_shape=shape[1:]))
         samples.append(sample)
     return model.data_preprocessor(dict(inputs=inputs, data_samples=samples), training)
+
+
+def tiny_semantic_fpn(num_classes: int = 7) -> torch.nn.Module:
+    """mmseg's Semantic FPN with a tiny EfficientFormer, 16-channel neck and head, in eval mode."""
+    arch = dict(widths=(8, 16, 24, 32), depths=(1, 1, 1, 1), num_attention=1)
+    cfg = with_backbone(
+        SEM_FPN, dict(type='mmeffformer.EfficientFormer', arch=arch), arch['widths']
+    )
+    cfg.model.pretrained = None  # the base config's ResNet weights
+    cfg.model.neck.out_channels = 16
+    cfg.model.decode_head.update(in_channels=[16] * 4, channels=16, num_classes=num_classes)
+    return build_from_config(cfg, 'mmseg').eval()

@@ -133,7 +133,7 @@ def test_compiled_deploy_serves_more_sizes_than_dynamos_default_limit(monkeypatc
     # dynamo's capture is what limits the shapes; the eager backend keeps this fast
     monkeypatch.setattr(
         deploy_mode,
-        'compile_backbone',
+        'compile_frozen',
         lambda backbone: backbone.compile(fullgraph=True, dynamic=False, backend='eager'),
     )
     sizes = [(32 + 32 * i, 64) for i in range(10)]  # ten sizes: past the default limit of 8
@@ -143,3 +143,34 @@ def test_compiled_deploy_serves_more_sizes_than_dynamos_default_limit(monkeypatc
         assert sorted(model.deploy_compile_seconds) == sorted(sizes)
         with torch.no_grad():
             model(torch.rand(1, 3, 48, 80))  # and a new size after them still compiles
+
+
+@pytest.mark.usefixtures('fresh_dynamo')
+def test_compiled_deploy_compiles_the_neck_frozen_one_graph_per_autocast_state():
+    from torch._dynamo.utils import counters
+
+    from mmeffformer.models import switch_to_deploy
+    from tests.helpers.downstream import tiny_semantic_fpn
+
+    model = tiny_semantic_fpn()
+    randomise_batchnorm(model)
+    image = torch.rand(1, 3, 64, 96)
+    with torch.no_grad():
+        eager = model.extract_feat(image)
+    switch_to_deploy(model, sizes=[(64, 96)], compile=True)
+    graphs = counters['stats']['unique_graphs']
+    with torch.no_grad():
+        features = model.backbone(image)
+        compiled = model.neck(features)
+        assert counters['stats']['unique_graphs'] == graphs + 1  # the neck: one graph
+        for got, want in zip(compiled, eager):
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4 * want.abs().max().item())
+        conv = next(m for m in model.neck.modules() if isinstance(m, torch.nn.Conv2d))
+        conv.weight.mul_(2)  # frozen: the graph holds the weights as constants
+        for got, want in zip(model.neck(features), compiled):
+            torch.testing.assert_close(got, want, rtol=0, atol=0)
+        assert counters['stats']['unique_graphs'] == graphs + 1  # no recompile
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            low = model.neck(features)
+        assert counters['stats']['unique_graphs'] == graphs + 2  # autocast: a graph of its own
+        assert all(level.dtype == torch.bfloat16 for level in low)

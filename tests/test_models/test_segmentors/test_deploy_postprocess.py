@@ -11,23 +11,15 @@ from mmseg.structures import SegDataSample
 from mmeffformer.models import switch_to_deploy
 from mmeffformer.models.segmentors import deploy_postprocess
 from mmeffformer.models.segmentors.deploy_postprocess import class_argmax
-from tests.helpers.downstream import SEM_FPN, build_from_config, with_backbone
+from tests.helpers.downstream import tiny_semantic_fpn
 from tests.helpers.tiny_models import randomise_batchnorm
-
-TINY_ARCH = dict(widths=(8, 16, 24, 32), depths=(1, 1, 1, 1), num_attention=1)
 
 
 @pytest.fixture(scope='module')
 def segmentor():
-    cfg = with_backbone(
-        SEM_FPN, dict(type='mmeffformer.EfficientFormer', arch=TINY_ARCH), TINY_ARCH['widths']
-    )
-    cfg.model.pretrained = None  # the base config's ResNet weights
-    cfg.model.neck.out_channels = 16
-    cfg.model.decode_head.update(in_channels=[16] * 4, channels=16, num_classes=7)
-    model = build_from_config(cfg, 'mmseg')
+    model = tiny_semantic_fpn(num_classes=7)
     randomise_batchnorm(model)
-    return model.eval()
+    return model
 
 
 def samples(metainfos):
