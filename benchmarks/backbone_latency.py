@@ -8,6 +8,7 @@ Usage: python benchmarks/backbone_latency.py [--repeats 5] [--quick]
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 from pathlib import Path
@@ -26,15 +27,19 @@ from benchmarks.common import (  # noqa: E402
     eval_and_deploy_calls,
     fmt,
     medians,
-    onnxruntime_call,
     recipe,
+    runtimes_on_export,
 )
 from mmeffformer.models import switch_to_deploy  # noqa: E402
+from mmeffformer.models.deploy_mode import compile_frozen  # noqa: E402
 from mmeffformer.utils import keep_freed_memory  # noqa: E402
 from mmeffformer.utils.model_analysis import build_model, count_flops, model_call  # noqa: E402
 
 
 def backbone_rows(variants, repeats: int) -> List[dict]:
+    """Each backbone at each size: eval, deploy (EfficientFormers), compiled (the deploy
+    model compiled; ResNets: the eval model, frozen the same way), and ONNX Runtime and
+    OpenVINO in fp32 on one export of the fastest eager form."""
     rows = []
     for name in list(variants) + list(PEERS):
         for label, size in SIZES.items():
@@ -47,10 +52,17 @@ def backbone_rows(variants, repeats: int) -> List[dict]:
             if name in PEERS:
                 calls = {'eval': call}
                 exported = model
+                compiled = copy.deepcopy(model)
+                compile_frozen(compiled)  # compiles on its first (warm-up) call
             else:
                 calls = eval_and_deploy_calls(model, scope, 'backbone', size)
                 exported = switch_to_deploy(model, sizes=[size])
-            calls['onnxruntime'] = onnxruntime_call(exported, size, 'backbone')
+                compiled = switch_to_deploy(copy.deepcopy(model), sizes=[size], compile=True)
+            calls['compiled'] = model_call(compiled, scope, 'backbone', 1, *size, 'cpu')
+            image = torch.rand(1, 3, *size).numpy()
+            runtimes = runtimes_on_export(exported, size, openvino_precision='fp32')
+            for runtime_name, runtime in runtimes.items():
+                calls[runtime_name] = lambda runtime=runtime, image=image: runtime(image)
             row.update(medians(calls, repeats))
             print(json.dumps(row), flush=True)
             rows.append(row)
@@ -65,7 +77,13 @@ def ratio_rows(repeats: int) -> dict:
     l1, scope = build_model(recipe('l1', size), 'backbone')
     flops = count_flops(model_call(l1, scope, 'backbone', 1, *size, 'cpu'))
     calls = eval_and_deploy_calls(l1, scope, 'backbone', size)
-    calls['resnet50'] = model_call(build_peer(50), 'mmdet', 'backbone', 1, *size, 'cpu')
+    compiled = switch_to_deploy(copy.deepcopy(l1), sizes=[size], compile=True)
+    calls['compiled'] = model_call(compiled, scope, 'backbone', 1, *size, 'cpu')
+    resnet50 = build_peer(50)
+    calls['resnet50'] = model_call(resnet50, 'mmdet', 'backbone', 1, *size, 'cpu')
+    resnet50_compiled = copy.deepcopy(resnet50)
+    compile_frozen(resnet50_compiled)
+    calls['resnet50_compiled'] = model_call(resnet50_compiled, 'mmdet', 'backbone', 1, *size, 'cpu')
     a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
     calls['matmul'] = lambda: a @ b
     large = medians(calls, max(repeats // 3, 5))
@@ -128,19 +146,25 @@ def render_backbones(results: dict) -> List[str]:
         'EfficientFormer backbones as in the recipes (official bias mode, 800 table at '
         "800x1216, 512 table at 512x512); ResNets are mmdet's `ResNet` (4 stages). "
         "FLOPs counted with `tools/get_flops.py`'s counter; throughput = FLOPs / deploy "
-        '(ResNets: eval) latency.',
+        '(ResNets: eval) latency. Compiled: `switch_to_deploy(..., compile=True)` (ResNets: '
+        'the eval model compiled the same way, frozen, one graph). ONNX Runtime and OpenVINO '
+        '(fp32) run one ONNX export of the deploy model (ResNets: eval).',
         '',
-        '| backbone | input | GFLOPs | eval | deploy | ONNX Runtime | deploy / eval speed-up '
+        '| backbone | input | GFLOPs | eval | deploy | compiled | ONNX Runtime | OpenVINO fp32 '
+        '| deploy / eval speed-up | fastest PyTorch / OpenVINO time '
         '| throughput GFLOP/s | % of matmul rate |',
-        '|---|---|---|---|---|---|---|---|---|',
+        '|---|---|---|---|---|---|---|---|---|---|---|---|',
     ]
     for row in results['backbones']:
         best = row.get('deploy', row['eval'])
         speedup = row['eval'] / row['deploy'] if 'deploy' in row else None
+        fastest = min(row[m] for m in ('eval', 'deploy', 'compiled') if m in row)
+        versus_openvino = fastest / row['openvino'] if 'openvino' in row else None
         throughput = row['gflops'] / best * 1000
         lines.append(
             f'| {row["model"]} | {row["size"]} | {row["gflops"]:.1f} | {row["eval"]:.1f} '
-            f'| {fmt(row.get("deploy"))} | {row["onnxruntime"]:.1f} | {fmt(speedup, 2)}'
+            f'| {fmt(row.get("deploy"))} | {fmt(row.get("compiled"))} | {row["onnxruntime"]:.1f} '
+            f'| {fmt(row.get("openvino"))} | {fmt(speedup, 2)} | {fmt(versus_openvino, 2)}'
             f' | {throughput:.1f} | {100 * throughput / rate:.0f}% |'
         )
     return lines
@@ -151,19 +175,24 @@ def render_ratios(results: dict) -> List[str]:
     by = {(r['model'], r['size']): r for r in results['backbones']}
     t = results['targets']
     det_rate = t['l1_det_gflops'] / t['det_deploy'] * 1000
+    compiled = [t.get('det_resnet50_compiled'), t.get('det_compiled')]
+    compiled_ratio = f'{compiled[0] / compiled[1]:.2f}x' if all(compiled) else '—'
     lines = [
         '',
         '## Headline ratios',
         '',
         'Measured with more repeats, the calls of each line timed in turns '
         f'(512x512: {t["repeats_512"]} rounds of eval, deploy; 800x1216: '
-        f'{t["repeats_large"]} rounds of l1 eval, l1 deploy, ResNet-50, 2048-matmul):',
+        f'{t["repeats_large"]} rounds of l1 eval, l1 deploy, l1 compiled, ResNet-50, ResNet-50 '
+        'compiled, 2048-matmul):',
         '',
         f'- l1 deploy vs eval at 512x512: {t["l1_512_eval"]:.1f} / {t["l1_512_deploy"]:.1f} ms'
         f' = **{t["l1_512_eval"] / t["l1_512_deploy"]:.2f}x**.',
         f'- ResNet-50 / l1 at 800x1216: {t["det_resnet50"]:.0f} ms / {t["det_eval"]:.0f} ms '
         f'eval = **{t["det_resnet50"] / t["det_eval"]:.2f}x**, / {t["det_deploy"]:.0f} ms '
         f'deploy = **{t["det_resnet50"] / t["det_deploy"]:.2f}x**.',
+        f'- ResNet-50 / l1 at 800x1216, both compiled: {fmt(t.get("det_resnet50_compiled"), 0)} ms'
+        f' / {fmt(t.get("det_compiled"), 0)} ms = **{compiled_ratio}**.',
         f'- l1 deploy throughput at 800x1216: {t["l1_det_gflops"]:.1f} GFLOP / '
         f'{t["det_deploy"]:.0f} ms = {det_rate:.1f} GFLOP/s = '
         f'**{100 * det_rate / t["matmul_gflops"]:.0f}%** of the {t["matmul_gflops"]:.1f} GFLOP/s '

@@ -91,29 +91,31 @@ def eval_and_deploy_calls(
     }
 
 
-def onnxruntime_call(module: torch.nn.Module, size: tuple, part: str) -> Callable[[], object]:
-    """``module`` exported at ``size`` and run by ONNX Runtime on this CPU's threads."""
-    import onnxruntime
-
-    with tempfile.TemporaryDirectory() as folder:
-        path = os.path.join(folder, 'model.onnx')
-        export_onnx(module, path, size)
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()
-        session = onnxruntime.InferenceSession(path, options, providers=['CPUExecutionProvider'])
-    image = torch.rand(1, 3, *size).numpy()
-    return lambda: session.run(None, {'image': image})
-
-
-def openvino_on_export(module: torch.nn.Module, size: tuple):
-    """OpenVINO, in its default precision and this CPU's threads, on ``module``'s ONNX
-    export at ``size`` (bf16 where the CPU has native bf16: ``describe()`` says which)."""
+def runtimes_on_export(
+    module: torch.nn.Module,
+    size: tuple,
+    names: Sequence[str] = ('onnxruntime', 'openvino'),
+    openvino_precision: str = 'default',
+) -> dict:
+    """The runtimes ``names`` on one ONNX export of ``module`` at ``size``, each on this
+    CPU's threads (OpenVINO in ``openvino_precision``: its default is bf16 where the CPU
+    has native bf16; ``describe()`` says which)."""
     from mmeffformer.deploy import build_backend
 
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, 'model.onnx')
         export_onnx(module, path, size)
-        return build_backend('openvino', path, threads=torch.get_num_threads())
+        precisions = {'openvino': openvino_precision}
+        threads = torch.get_num_threads()
+        return {
+            name: build_backend(name, path, precisions.get(name, 'default'), threads=threads)
+            for name in names
+        }
+
+
+def openvino_on_export(module: torch.nn.Module, size: tuple):
+    """OpenVINO, in its default precision, on ``module``'s ONNX export at ``size``."""
+    return runtimes_on_export(module, size, ('openvino',))['openvino']
 
 
 def fmt(value: Optional[float], digits: int = 1) -> str:

@@ -34,9 +34,8 @@ from benchmarks.common import (  # noqa: E402
     build_peer,
     matmul_rates,
     medians,
-    onnxruntime_call,
-    openvino_on_export,
     recipe,
+    runtimes_on_export,
 )
 from mmeffformer.models import switch_to_deploy  # noqa: E402
 from mmeffformer.utils import cpu_info, keep_freed_memory  # noqa: E402
@@ -88,9 +87,9 @@ def mode_calls(
             calls['bf16 deploy compiled'] = lambda: compiled(nchw)
     if runtimes:
         fp32_deploy = switch_to_deploy(copy.deepcopy(model), sizes=[size])
-        calls['ONNX Runtime'] = onnxruntime_call(fp32_deploy, size, 'backbone')
-        openvino = openvino_on_export(fp32_deploy, size)
-        calls['OpenVINO'] = lambda: openvino(nchw.numpy())
+        runtimes = runtimes_on_export(fp32_deploy, size)  # both on the same file
+        calls['ONNX Runtime'] = lambda: runtimes['onnxruntime'](nchw.numpy())
+        calls['OpenVINO'] = lambda: runtimes['openvino'](nchw.numpy())
     return calls
 
 

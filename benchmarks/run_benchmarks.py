@@ -49,6 +49,7 @@ def machine_rate(repeats: int) -> float:
 
 def machine_facts(repeats: int, rate: float, threads: int = 0, minutes: float = 0.0) -> dict:
     import onnxruntime
+    import openvino
 
     return dict(
         cpu=cpu_info()['model'],
@@ -56,6 +57,7 @@ def machine_facts(repeats: int, rate: float, threads: int = 0, minutes: float = 
         threads=threads or torch.get_num_threads(),
         torch=torch.__version__,
         onnxruntime=onnxruntime.__version__,
+        openvino=openvino.__version__,
         repeats=repeats,
         matmul_gflops=rate,
         date=time.strftime('%Y-%m-%d'),
@@ -78,9 +80,11 @@ def report(results: dict, command: str) -> str:
         '',
         f'One run of `{command}` ({machine["date"]}, {machine["minutes"]:.0f} minutes).',
         f'Machine: {machine["cpu"]}, {machine["cores"]} cores, {machine["threads"]} threads, '
-        f'torch {machine["torch"]}, ONNX Runtime {machine["onnxruntime"]}, fp32, batch 1, '
+        f'torch {machine["torch"]}, ONNX Runtime {machine["onnxruntime"]}, OpenVINO '
+        f'{machine.get("openvino", "—")}, fp32, batch 1, '
         f'median of {machine["repeats"]} timed calls after {WARMUP} warm-up calls; the modes of '
-        'one model are timed in turns (eval, deploy, ONNX Runtime, eval, ...). '
+        'one model are timed in turns (eval, deploy, compiled, ONNX Runtime, OpenVINO, eval, '
+        '...). '
         'The process keeps freed memory (`keep_freed_memory`, see below).',
         'Machine fp32 matrix-multiply rate (2048 x 2048 x 2048, mean of before and after the '
         f'tables): **{machine["matmul_gflops"]:.1f} GFLOP/s**.',

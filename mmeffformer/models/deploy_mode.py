@@ -79,7 +79,7 @@ def compile_frozen(module: nn.Module) -> None:
     ``torch._inductor.config.freezing`` (``compile``'s ``options`` reach Inductor only),
     and it does not for the frame ``nn.Module.compile`` compiles (torch 2.13): each call
     therefore runs with freezing switched on, through a function of this module, and
-    without autograd.
+    without autograd (also outside inference mode, so a caller's mode is not another graph).
     """
     from torch._inductor import config
 
@@ -91,9 +91,10 @@ def compile_frozen(module: nn.Module) -> None:
     )
 
     def call_frozen(*args, **kwargs):
-        # inference only, always without autograd: a call with gradients enabled would
-        # otherwise be a second graph (grad mode is guarded), and one without freezing
-        with torch.no_grad(), config.patch(freezing=True):
+        # inference only, always in one autograd state: dynamo guards on it, so a call with
+        # gradients enabled, or one under inference mode (whose thread state hides the
+        # inputs' autograd keys), would each be another graph (the first without freezing)
+        with torch.inference_mode(False), torch.no_grad(), config.patch(freezing=True):
             return compiled(*args, **kwargs)
 
     module._compiled_call_impl = call_frozen

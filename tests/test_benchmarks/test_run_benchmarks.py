@@ -9,7 +9,9 @@ from tests.helpers.scripts import ROOT, load_script
 
 
 def fake_results() -> dict:
-    backbone = dict(gflops=50.0, eval=500.0, deploy=400.0, onnxruntime=300.0)
+    backbone = dict(
+        gflops=50.0, eval=500.0, deploy=400.0, compiled=320.0, onnxruntime=300.0, openvino=160.0
+    )
     rows = [
         dict(model=name, size=size, **backbone)
         for name in ('l1', 'ResNet-50')
@@ -39,6 +41,8 @@ def fake_results() -> dict:
             det_eval=500.0,
             det_deploy=250.0,
             det_resnet50=1000.0,
+            det_compiled=200.0,
+            det_resnet50_compiled=700.0,
         ),  # fmt: skip
         backbones=rows,
         profile=dict(eval=profile, deploy=profile),
@@ -60,6 +64,8 @@ def test_benchmark_report_computes_the_target_ratios(tmp_path):
     assert '**2.00x**, / 250 ms deploy = **4.00x**' in text  # 1000 / 500, 1000 / 250
     assert '50.0 GFLOP / 250 ms = 200.0 GFLOP/s = **200%**' in text
     assert 'at most 1.25x at this size' in text  # convolutions are 80% of the forward
+    assert 'both compiled: 700 ms / 200 ms = **3.50x**' in text
+    assert '| 320.0 | 300.0 | 160.0 | 1.25 | 2.00 |' in text  # compiled 320 / OpenVINO 160
 
 
 def test_the_published_report_is_the_render_of_its_saved_measurements(tmp_path):
