@@ -12,12 +12,7 @@ from tests.helpers.tiny_models import TINY_V1, randomise_batchnorm
 from tests.helpers.v2_reference import arch_dict
 
 
-@pytest.fixture(autouse=True)
-def fresh_dynamo():
-    """Compiled graphs of one test do not count against dynamo's limits in the next."""
-    torch._dynamo.reset()
-    yield
-    torch._dynamo.reset()
+pytestmark = pytest.mark.usefixtures('fresh_dynamo')
 
 
 @pytest.mark.parametrize(

@@ -48,14 +48,6 @@ def test_deploy_equals_eval_and_serves_cached_biases(model, num_biases):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * b.abs().max().item())
 
 
-@pytest.fixture
-def fresh_dynamo():
-    """Compiled graphs of one test do not count against dynamo's limits in the next."""
-    torch._dynamo.reset()
-    yield
-    torch._dynamo.reset()
-
-
 @pytest.mark.usefixtures('fresh_dynamo')
 @pytest.mark.parametrize(
     'build',

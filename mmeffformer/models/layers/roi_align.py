@@ -151,6 +151,10 @@ class WindowedRoIAlign(torch.autograd.Function):
         return grad.permute(0, 3, 1, 2), None, None, None
 
 
+# Runs eagerly inside compiled code (``tools/train.py --compile``): its windows are read
+# from the RoIs and looped over in Python, so dynamo would specialise on every RoI set and
+# recompile each step until its limit (a compiled Mask R-CNN step spent minutes there).
+@torch.compiler.disable
 def roi_align(
     features: Tensor,
     rois: Tensor,

@@ -62,3 +62,23 @@ def test_bf16_channels_last_features_are_pooled_without_a_float32_copy():
     assert pooled.dtype == torch.bfloat16
     assert pooled.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(pooled.float(), expected, atol=0.05, rtol=0.02)
+
+
+@pytest.mark.usefixtures('fresh_dynamo')
+def test_compiled_code_runs_the_extractor_eagerly_with_no_recompiles_per_roi_set():
+    from torch._dynamo.utils import counters
+
+    extractor = MatmulRoIExtractor(**extractor_args(7))
+
+    @torch.compile(backend='eager')
+    def pooled_sum(feats, rois):  # a compiled head around the extractor
+        return (extractor([f * 2 for f in feats], rois) + 1).sum((2, 3))
+
+    feats = tuple(torch.randn(2, 4, 320 // s, 288 // s) for s in (4, 8, 16, 32))
+    graphs = []
+    for count in (30, 17, 45, 9, 26):
+        rois = random_rois(count, 2, 288, 320, seed=count)
+        expected = (extractor([f * 2 for f in feats], rois) + 1).sum((2, 3))
+        torch.testing.assert_close(pooled_sum(feats, rois), expected)
+        graphs.append(counters['stats']['unique_graphs'])
+    assert graphs[1] == graphs[-1], graphs  # none for the level split or the windows
