@@ -11,7 +11,6 @@ from mmeffformer.models import EfficientFormer, EfficientFormerV2
 from tests.helpers.tiny_models import TINY_V1, randomise_batchnorm
 from tests.helpers.v2_reference import arch_dict
 
-
 pytestmark = pytest.mark.usefixtures('fresh_dynamo')
 
 
