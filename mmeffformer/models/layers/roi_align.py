@@ -128,6 +128,7 @@ class WindowedRoIAlign(torch.autograd.Function):
         return pooled.permute(0, 3, 1, 2)  # (K, C, out_h, out_w), channels-last
 
     @staticmethod
+    @torch.compiler.disable  # the engine calls it inside compiled code too (see roi_align)
     def backward(ctx, grad_pooled: Tensor):  # noqa: ANN001, ANN205 - autograd's API
         rows, cols = ctx.saved_tensors
         images, height, width, channels = ctx.shape

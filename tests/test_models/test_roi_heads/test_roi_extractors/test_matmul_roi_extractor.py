@@ -70,15 +70,28 @@ def test_compiled_code_runs_the_extractor_eagerly_with_no_recompiles_per_roi_set
 
     extractor = MatmulRoIExtractor(**extractor_args(7))
 
-    @torch.compile(backend='eager')
-    def pooled_sum(feats, rois):  # a compiled head around the extractor
+    def pooled_sum(feats, rois):  # a head around the extractor
         return (extractor([f * 2 for f in feats], rois) + 1).sum((2, 3))
 
-    feats = tuple(torch.randn(2, 4, 320 // s, 288 // s) for s in (4, 8, 16, 32))
+    @torch.compile(backend='eager')
+    def train_step(feats, rois):  # as a compiled training step: the backward pass inside
+        pooled = pooled_sum(feats, rois)
+        pooled.square().sum().backward()
+        return pooled
+
     graphs = []
     for count in (30, 17, 45, 9, 26):
+        feats = [torch.randn(2, 4, 320 // s, 288 // s, requires_grad=True) for s in (4, 8, 16, 32)]
         rois = random_rois(count, 2, 288, 320, seed=count)
-        expected = (extractor([f * 2 for f in feats], rois) + 1).sum((2, 3))
-        torch.testing.assert_close(pooled_sum(feats, rois), expected)
+        expected = pooled_sum(feats, rois)
+        expected.square().sum().backward()
+        want = [f.grad for f in feats]
+        for f in feats:
+            f.grad = None
+        torch.testing.assert_close(train_step(feats, rois), expected)
+        for f, grad in zip(feats, want):
+            torch.testing.assert_close(f.grad, grad)
         graphs.append(counters['stats']['unique_graphs'])
-    assert graphs[1] == graphs[-1], graphs  # none for the level split or the windows
+    # the head's graphs, made dynamic in the RoI count on the second call; none for the
+    # level split or the RoIAlign's windows, forward or backward
+    assert graphs[1] == graphs[-1], graphs
