@@ -129,7 +129,8 @@ def render(result: dict) -> str:
         "masks), AdamW; `train_step` as mmengine's runner calls it, eager and wrapped in "
         '`torch.compile` as `tools/train.py --compile` has the runner do. Seconds: median of '
         f'{result["steps"]} steps after two warm-up steps; the first step includes the '
-        'compilation.',
+        "compilation, shortened by what Inductor's on-disk cache already holds from earlier "
+        'runs on the machine.',
         '',
         '| model | eager step (s) | compiled step (s) | compiled / eager time | first compiled '
         'step (s) |',
