@@ -90,10 +90,11 @@ def render(result: dict) -> str:
         'runtimes run the deploy-mode file of `tools/export_onnx.py --part model --deploy` '
         '(dynamic height and width; detectors with RPN, NMS and RoIAlign in the graph). '
         'PyTorch bf16 deploy is left out where the CPU has no native bf16. The PyTorch '
-        "columns run `predict` mode with the framework's post-processing (mmseg: the logits "
-        'resized to the original shape, then their argmax over the classes; mmdet: boxes '
-        'rescaled, masks pasted); the runtime columns run the exported graph only (for '
-        'segmentors: the logits at the input size).',
+        "columns run `predict` mode with the framework's post-processing (mmseg: the logits at "
+        'the original shape and their argmax over the classes, where deploy mode skips the '
+        'resize to a shape the logits already have; mmdet: boxes rescaled, masks pasted); the '
+        'runtime columns run the exported graph only (for segmentors: the logits at the input '
+        'size). Compiled: the backbone and the FPN neck.',
         '',
         '| model | input | '
         + ' | '.join(columns)
