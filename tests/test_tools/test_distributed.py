@@ -21,20 +21,27 @@ from tests.helpers.tiny_configs import write_config
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def run_tool(command: list, env: dict) -> subprocess.CompletedProcess:
+    """Run a tool; a failure shows the end of its stderr (the ranks' tracebacks)."""
+    run = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-4000:]
+    return run
+
+
 def test_two_process_ddp_matches_single_process(tmp_path):
     data = tmp_path / 'data'
     write_dataset(str(data), num_train=6, num_val=1, size=(128, 128))
     env = dict(os.environ, PYTHON=sys.executable, PORT=str(unused_port()), OMP_NUM_THREADS='1')
     ddp_dir, single_dir = tmp_path / 'ddp', tmp_path / 'single'
-    subprocess.run(
+    run_tool(
         ['bash', str(ROOT / 'tools' / 'dist_train.sh'), str(write_config(tmp_path, data, 1)), '2',
          '--work-dir', str(ddp_dir)],
-        check=True, env=env, capture_output=True,
+        env,
     )  # fmt: skip
-    subprocess.run(
+    run_tool(
         [sys.executable, str(ROOT / 'tools' / 'train.py'), str(write_config(tmp_path, data, 2)),
          '--work-dir', str(single_dir)],
-        check=True, env=env, capture_output=True,
+        env,
     )  # fmt: skip
     ddp = torch.load(ddp_dir / 'iter_3.pth', weights_only=False)
     single = torch.load(single_dir / 'iter_3.pth', weights_only=False)
@@ -78,12 +85,11 @@ def test_two_ranks_download_a_url_checkpoint_once(tmp_path):
             os.environ, PYTHON=sys.executable, PORT=str(unused_port()), OMP_NUM_THREADS='1',
             MMEFFFORMER_CACHE=str(tmp_path / 'cache'),
         )  # fmt: skip
-        run = subprocess.run(
+        run = run_tool(
             ['bash', str(ROOT / 'tools' / 'dist_train.sh'), str(config), '2',
              '--work-dir', str(tmp_path / 'ddp')],
-            env=env, capture_output=True, text=True,
+            env,
         )  # fmt: skip
-        assert run.returncode == 0, run.stderr[-3000:]
         assert server.requests[name] == 1
     assert (tmp_path / 'ddp' / 'iter_3.pth').is_file()
     assert f'Loaded {url}' in run.stdout + run.stderr
