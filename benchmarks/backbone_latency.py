@@ -39,7 +39,7 @@ from mmeffformer.utils.model_analysis import build_model, count_flops, model_cal
 def backbone_rows(variants, repeats: int) -> List[dict]:
     """Each backbone at each size: eval, deploy (EfficientFormers), compiled (the deploy
     model compiled; ResNets: the eval model, frozen the same way), and ONNX Runtime and
-    OpenVINO in fp32 on one export of the fastest eager form."""
+    OpenVINO in fp32 on one export of the deploy model (ResNets: eval)."""
     rows = []
     for name in list(variants) + list(PEERS):
         for label, size in SIZES.items():
@@ -56,7 +56,8 @@ def backbone_rows(variants, repeats: int) -> List[dict]:
                 compile_frozen(compiled)  # compiles on its first (warm-up) call
             else:
                 calls = eval_and_deploy_calls(model, scope, 'backbone', size)
-                exported = switch_to_deploy(model, sizes=[size])
+                # a copy: deploy mode rewrites in place, and ``calls['eval']`` runs ``model``
+                exported = switch_to_deploy(copy.deepcopy(model), sizes=[size])
                 compiled = switch_to_deploy(copy.deepcopy(model), sizes=[size], compile=True)
             calls['compiled'] = model_call(compiled, scope, 'backbone', 1, *size, 'cpu')
             image = torch.rand(1, 3, *size).numpy()
