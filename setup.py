@@ -45,8 +45,10 @@ setup(
     description='EfficientFormer / EfficientFormerV2 backbones for mmdet 3 and mmseg 1',
     long_description=(HERE / 'README.md').read_text(),
     long_description_content_type='text/markdown',
+    license='Apache License 2.0',
     python_requires='>=3.8',
-    packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools')),
+    # only mmeffformer at the top level: mim reads the first name of top_level.txt
+    packages=find_packages(include=('mmeffformer', 'mmeffformer.*')),
     include_package_data=True,
     package_data={
         'mmeffformer': [
@@ -56,10 +58,10 @@ setup(
             '.mim/tools/**/*',
         ]
     },
-    install_requires=read_requirements('torch.txt')
-    + read_requirements('mminstall.txt')
-    + read_requirements('runtime.txt'),
+    # only light packages: torch and the OpenMMLab packages are the user's, checked at import
+    install_requires=read_requirements('runtime.txt'),
     extras_require={
+        'mim': read_requirements('mminstall.txt'),
         'tests': read_requirements('tests.txt')
         + read_requirements('export.txt')
         + read_requirements('deploy.txt'),
@@ -67,5 +69,9 @@ setup(
         # the runtimes: ONNX Runtime (in export.txt) and OpenVINO
         'deploy': read_requirements('export.txt') + read_requirements('deploy.txt'),
     },
+    classifiers=[
+        'License :: OSI Approved :: Apache Software License',
+        'Programming Language :: Python :: 3',
+    ],
     zip_safe=False,
 )

@@ -132,8 +132,8 @@ def build_config(args: argparse.Namespace) -> Config:
 
 
 def main(argv=None) -> dict:
-    from mmeffformer.datasets.checks import check_checkpoint_matches, check_data_roots
-    from mmeffformer.engine import setup_cpu_distributed
+    from mmeffformer.datasets.checks import check_data_roots
+    from mmeffformer.engine import distributed_run
 
     args = parse_args(argv)
     if args.deploy_dtype and not args.deploy:
@@ -142,7 +142,14 @@ def main(argv=None) -> dict:
         raise ValueError('--compile needs --deploy (it compiles the deploy-mode backbones)')
     cfg = build_config(args)
     check_data_roots(cfg, loaders=('test_dataloader',))
-    setup_cpu_distributed(cfg)
+    with distributed_run(cfg):
+        return run_test(cfg, args)
+
+
+def run_test(cfg: Config, args: argparse.Namespace) -> dict:
+    """Build the runner and test (the checkpoint, its deploy mode or an exported file)."""
+    from mmeffformer.datasets.checks import check_checkpoint_matches
+
     runner = Runner.from_cfg(cfg)
     if args.backend:
         runner.logger.info(f'exported model {args.checkpoint} in {runner.model.runtime.describe()}')

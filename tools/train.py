@@ -68,13 +68,13 @@ def build_config(args: argparse.Namespace) -> Config:
 
 def main(argv=None) -> None:
     from mmeffformer.datasets.checks import check_data_roots, check_pretrained_files
-    from mmeffformer.engine import setup_cpu_distributed
+    from mmeffformer.engine import distributed_run
 
     cfg = build_config(parse_args(argv))
     check_data_roots(cfg)
     check_pretrained_files(cfg)
-    setup_cpu_distributed(cfg)
-    Runner.from_cfg(cfg).train()
+    with distributed_run(cfg):
+        Runner.from_cfg(cfg).train()
 
 
 if __name__ == '__main__':

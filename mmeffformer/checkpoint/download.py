@@ -250,6 +250,9 @@ def load_from_url(
     progress: bool = True,
 ):
     """mmengine's ``http(s)://`` checkpoint loader, with our cache, checks and errors."""
+    from mmeffformer.engine.compat.fixes import announce
+
+    announce('checkpoint_url_cache')
     path = download_checkpoint(filename, Path(model_dir) if model_dir else None, progress)
     try:
         return read_checkpoint(path, map_location=map_location)

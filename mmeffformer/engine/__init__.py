@@ -1,7 +1,7 @@
 """Training and evaluation machinery: optimizer wrappers, loops, stack fixes, CPU DDP."""
 
 from .amp import amp_optim_wrapper, check_amp
-from .distributed import setup_cpu_distributed
+from .distributed import distributed_run, setup_cpu_distributed
 from .optimizers import CPUAutocastOptimWrapper, warn_if_bf16_is_emulated
 from .runner import AutocastTestLoop, AutocastValLoop, float32_predictions
 
@@ -11,6 +11,7 @@ __all__ = [
     'CPUAutocastOptimWrapper',
     'amp_optim_wrapper',
     'check_amp',
+    'distributed_run',
     'float32_predictions',
     'setup_cpu_distributed',
     'warn_if_bf16_is_emulated',

@@ -1,24 +1,51 @@
-"""Fixes to the pinned OpenMMLab stack, applied once when mmeffformer is imported."""
+"""Fixes to the OpenMMLab stack, each applied at import only where the installed versions
+need it, each logged once when it first takes effect, each switched off by
+``MMEFFFORMER_DISABLE_FIXES`` (see :mod:`.fixes` and docs/getting_started.md)."""
 
-from .checkpoints import allow_trusted_checkpoints, make_checkpoint_saving_atomic
-from .mmcv_ops import make_mmcv_ops_autocast_safe
+from typing import Dict, Optional
+
+from .checkpoints import (
+    allow_trusted_checkpoints,
+    atomic_saving_needed,
+    make_checkpoint_saving_atomic,
+    trusted_loading_needed,
+)
+from .fixes import APPLIED, DISABLE_ENV, FIX_NAMES, Fix, apply_fixes, disabled_fixes
+from .mmcv_ops import make_mmcv_ops_autocast_safe, mmcv_ops_fix_needed
 
 
-def apply_compat_patches() -> None:
-    """Apply every fix (idempotent): trusted and atomic mmengine checkpoints on
-    torch >= 2.6, checkpoint URLs through a verified download cache, mmcv's
-    float32-only CPU ops usable under autocast."""
+def _url_cache_needed() -> Optional[str]:
+    return (
+        "mmengine's URL loader downloads without verifying the file's hash or locking "
+        'against a second process'
+    )
+
+
+def _register_url_loader() -> None:
     from mmeffformer.checkpoint.download import register_url_loader
 
-    allow_trusted_checkpoints()
-    make_checkpoint_saving_atomic()
     register_url_loader()
-    make_mmcv_ops_autocast_safe()
+
+
+FIXES = (
+    Fix('trusted_checkpoint_loading', trusted_loading_needed, allow_trusted_checkpoints),
+    Fix('atomic_checkpoint_saving', atomic_saving_needed, make_checkpoint_saving_atomic),
+    Fix('checkpoint_url_cache', _url_cache_needed, _register_url_loader),
+    Fix('mmcv_ops_float32', mmcv_ops_fix_needed, make_mmcv_ops_autocast_safe),
+)
+assert tuple(fix.name for fix in FIXES) == FIX_NAMES
+
+
+def apply_compat_patches() -> Dict[str, str]:
+    """Apply the fixes this stack needs (idempotent); return name -> reason of those applied."""
+    return apply_fixes(FIXES)
 
 
 __all__ = [
-    'allow_trusted_checkpoints',
+    'APPLIED',
+    'DISABLE_ENV',
+    'FIXES',
+    'FIX_NAMES',
     'apply_compat_patches',
-    'make_checkpoint_saving_atomic',
-    'make_mmcv_ops_autocast_safe',
+    'disabled_fixes',
 ]

@@ -1,10 +1,11 @@
-"""mmengine checkpoint fixes applied when mmeffformer is imported.
+"""mmengine checkpoint fixes, applied at import where needed (see :mod:`.fixes`).
 
-1. Trusted checkpoint loading on torch >= 2.6 (below); local files go through
+1. ``trusted_checkpoint_loading``, on torch >= 2.6 with an mmengine that does not pass
+   ``weights_only`` (below); local files then go through
    :func:`mmeffformer.checkpoint.reading.read_checkpoint`, so ``load_from``,
    ``--resume`` and ``init_cfg`` also read .safetensors and name a broken file.
-2. Atomic checkpoint saving: mmengine serialises a checkpoint in memory and then
-   opens the target with ``'wb'``, so a run killed while writing truncates the
+2. ``atomic_checkpoint_saving``: mmengine serialises a checkpoint in memory and
+   then opens the target with ``'wb'``, so a run killed while writing truncates the
    file, possibly a good checkpoint of the same name. We write to a temporary
    file beside it and ``os.replace`` it into place, which is atomic on POSIX.
 
@@ -24,11 +25,17 @@ explicitly keep their choice.
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import types
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
+import mmengine
 import torch
+
+from mmeffformer.utils.torch_features import torch_at_least
+
+from .fixes import announce
 
 
 class _TrustedLoadTorch(types.ModuleType):
@@ -42,6 +49,7 @@ class _TrustedLoadTorch(types.ModuleType):
 
     @staticmethod
     def load(file: Any, *args: Any, **kwargs: Any) -> Any:
+        announce('trusted_checkpoint_loading')
         if isinstance(file, (str, os.PathLike)):
             # a local file: .safetensors too, and errors that name the file
             from mmeffformer.checkpoint.reading import read_checkpoint
@@ -49,6 +57,29 @@ class _TrustedLoadTorch(types.ModuleType):
             return read_checkpoint(file, *args, **kwargs)
         kwargs.setdefault('weights_only', False)
         return torch.load(file, *args, **kwargs)
+
+
+def _source_of(function: Callable) -> str:
+    try:
+        return inspect.getsource(function)
+    except (OSError, TypeError):  # no source shipped: assume the original code
+        return ''
+
+
+def trusted_loading_needed() -> Optional[str]:
+    """Why mmengine's checkpoint loading needs the fix here, or None."""
+    from mmengine.runner import checkpoint as mmengine_checkpoint
+
+    if not torch_at_least('2.6'):
+        return None
+    # OneDL's mmengine (0.10.8 on) loads through its own weights_only-aware helper
+    if 'weights_only' in _source_of(mmengine_checkpoint):
+        return None
+    return (
+        f'torch {torch.__version__} loads with weights_only=True by default and mmengine '
+        f'{mmengine.__version__} does not pass weights_only=False, so its own checkpoints '
+        'would be refused'
+    )
 
 
 def allow_trusted_checkpoints() -> None:
@@ -64,6 +95,7 @@ def _atomic(save: Callable) -> Callable:
     def atomic_save(checkpoint: dict, filename: str, *args: Any, **kwargs: Any) -> None:
         if '://' in str(filename):  # remote backends: leave them to mmengine
             return save(checkpoint, filename, *args, **kwargs)
+        announce('atomic_checkpoint_saving')
         temporary = f'{filename}.partial-{os.getpid()}'
         try:
             save(checkpoint, temporary, *args, **kwargs)
@@ -74,6 +106,15 @@ def _atomic(save: Callable) -> Callable:
 
     atomic_save.is_atomic = True
     return atomic_save
+
+
+def atomic_saving_needed() -> Optional[str]:
+    """Why mmengine's checkpoint saving needs the fix: every supported mmengine (0.10.7,
+    OneDL's 0.10.12) writes through its file backend straight into the target file."""
+    return (
+        f'mmengine {mmengine.__version__} writes a checkpoint in place, so a run killed '
+        'while saving would leave a truncated file'
+    )
 
 
 def make_checkpoint_saving_atomic() -> None:

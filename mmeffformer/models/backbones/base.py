@@ -11,6 +11,8 @@ from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from mmeffformer.utils.torch_features import autocast_dtype, autocast_enabled
+
 from ..deploy_mode import switch_to_deploy
 from ..layers.attention_bias import _CachedBias
 from ..layers.conv_norm import ConvNorm
@@ -188,10 +190,7 @@ class EfficientFormerBackboneBase(BaseModule):
         return tuple(outs)
 
     def _autocast_to_compute_dtype(self, device_type: str) -> bool:
-        return (
-            torch.is_autocast_enabled(device_type)
-            and torch.get_autocast_dtype(device_type) == self.compute_dtype
-        )
+        return autocast_enabled(device_type) and autocast_dtype(device_type) == self.compute_dtype
 
     def _frozen_modules(self) -> List[nn.Module]:
         if self.frozen_stages < 0:

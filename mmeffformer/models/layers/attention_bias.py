@@ -49,6 +49,7 @@ from mmeffformer.utils.token_offsets import (
     first_appearance_offset_index,
     offset_components,
 )
+from mmeffformer.utils.torch_features import is_compiling
 
 from .resampling import resize_bicubic_by_gathers
 
@@ -72,13 +73,13 @@ class _CachedBias(nn.Module):
         query_grid, key_grid = tuple(query_grid), tuple(key_grid)
         needs_grad = torch.is_grad_enabled() and self.table.requires_grad
         frozen = not (self.training or self.table.requires_grad)
-        if torch.compiler.is_compiling() and frozen:
+        if is_compiling() and frozen:
             # a deployed table: the graph reads the served size's cached bias (filled by an
             # eager call) as a constant; computed in the graph, its resize would run per call
             hit = self._cache.get(self._cache_key(query_grid, key_grid, inference=False))
             if hit is not None:
                 return hit[1]
-        if self.training or needs_grad or torch.jit.is_tracing() or torch.compiler.is_compiling():
+        if self.training or needs_grad or torch.jit.is_tracing() or is_compiling():
             # in a traced or compiled graph the bias is part of the graph
             return self.compute(query_grid, key_grid)
         key = self._cache_key(query_grid, key_grid, torch.is_inference_mode_enabled())

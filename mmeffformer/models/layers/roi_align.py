@@ -25,6 +25,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.modules.utils import _pair
 
+from mmeffformer.utils.torch_features import autocast_dtype, autocast_enabled
+
 
 def axis_weights(
     start: Tensor,
@@ -201,8 +203,8 @@ def roi_align(
             [rois[:, 0].long(), row_first, row_count, col_first, col_count], 1
         ).tolist()
     device_type = features.device.type
-    if torch.is_autocast_enabled(device_type):
-        features = features.to(torch.get_autocast_dtype(device_type))
+    if autocast_enabled(device_type):
+        features = features.to(autocast_dtype(device_type))
     rows = rows.to(features.dtype).contiguous()
     cols = cols.to(features.dtype).contiguous()
     return WindowedRoIAlign.apply(features, rows, cols, windows)
