@@ -52,6 +52,7 @@ from mmeffformer.demo.report import (  # noqa: E402
     summary_table,
 )
 from mmeffformer.engine import amp_optim_wrapper  # noqa: E402
+from mmeffformer.engine.optimizers import unfuse_where_unsupported  # noqa: E402
 from mmeffformer.utils import flush_denormals, keep_freed_memory  # noqa: E402
 from mmeffformer.utils.precision import cpu_has_native_bf16, cpu_info  # noqa: E402
 
@@ -88,6 +89,7 @@ def make_config(
     split is evaluated ``evaluations`` times, the last after the final iteration.
     ``iters=None`` keeps the config's schedule length."""
     cfg = Config.fromfile(str(path))
+    unfuse_where_unsupported(cfg)
     iters = cfg.train_cfg.max_iters if iters is None else iters
     point_to_data(cfg, data, cfg.default_scope == 'mmdet')
     cfg.work_dir = str(work_dir)

@@ -55,7 +55,7 @@ def build_config(args: argparse.Namespace) -> Config:
     if args.compile:
         from mmeffformer.utils.compiling import check_compiler_available
 
-        check_compiler_available()  # fail now, not after the data and model are built
+        check_compiler_available('--compile')  # fail now, not after the data and model are built
         cfg.compile = True
     if args.auto_scale_lr:
         cfg.setdefault('auto_scale_lr', {})['enable'] = True

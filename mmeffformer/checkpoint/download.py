@@ -34,7 +34,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import IO, Iterator, Optional
+from typing import IO, Callable, Iterator, Optional
 
 from mmengine.logging import print_log
 
@@ -250,9 +250,6 @@ def load_from_url(
     progress: bool = True,
 ):
     """mmengine's ``http(s)://`` checkpoint loader, with our cache, checks and errors."""
-    from mmeffformer.engine.compat.fixes import announce
-
-    announce('checkpoint_url_cache')
     path = download_checkpoint(filename, Path(model_dir) if model_dir else None, progress)
     try:
         return read_checkpoint(path, map_location=map_location)
@@ -262,10 +259,9 @@ def load_from_url(
         ) from error.__cause__
 
 
-def register_url_loader() -> None:
-    """Route mmengine's ``http://`` / ``https://`` checkpoints here (idempotent)."""
+def register_url_loader(loader: Callable = load_from_url) -> None:
+    """Route mmengine's ``http://`` / ``https://`` checkpoints to ``loader`` (by default
+    :func:`load_from_url`; idempotent)."""
     from mmengine.runner.checkpoint import CheckpointLoader
 
-    CheckpointLoader.register_scheme(
-        prefixes=('http://', 'https://'), loader=load_from_url, force=True
-    )
+    CheckpointLoader.register_scheme(prefixes=('http://', 'https://'), loader=loader, force=True)

@@ -29,6 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mmeffformer.utils.export_mode import is_exporting
+from mmeffformer.utils.torch_features import torchscript_exporter
 
 from .detector_graph import DetectorGraph, UnsupportedModelError
 
@@ -194,7 +195,7 @@ def export_onnx(
             output_names=names,
             opset_version=opset,
             dynamic_axes=_dynamic_axes(module, names, dynamic_batch),
-            dynamo=False,
+            **torchscript_exporter(),
         )
     model = onnx.load(path)
     for key, value in describe(module).items():

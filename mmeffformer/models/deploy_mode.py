@@ -148,7 +148,7 @@ def switch_to_deploy(
         for backbone in backbones:
             backbone.check_precision(dtype)  # fail before anything is rewritten
     if compile:
-        check_compiler_available()
+        check_compiler_available('compiled deploy (compile=True, --compile)')
         necks = necks_of(model, backbones)
         # a neck: one graph per size for float32 features and one under autocast
         make_room_for_graphs((len(backbones) + 2 * len(necks)) * len(sizes))

@@ -9,7 +9,7 @@ import os.path as osp
 from mmengine.config import Config, DictAction
 
 from mmeffformer.engine.amp import check_amp
-from mmeffformer.engine.optimizers import warn_if_bf16_is_emulated
+from mmeffformer.engine.optimizers import unfuse_where_unsupported, warn_if_bf16_is_emulated
 from mmeffformer.utils.runtime_settings import flush_denormals, keep_freed_memory
 
 
@@ -68,6 +68,7 @@ def load_config(args: argparse.Namespace) -> Config:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
+    unfuse_where_unsupported(cfg)
     return cfg
 
 

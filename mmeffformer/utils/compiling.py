@@ -1,10 +1,19 @@
-"""torch.compile support: a clear refusal without a C++ compiler, a compile-time report."""
+"""torch.compile support: a clear refusal on an old torch or without a C++ compiler, a
+compile-time report."""
 
 from __future__ import annotations
 
+from .torch_features import require_torch
 
-def check_compiler_available() -> None:
-    """Raise, naming the cause, when Inductor cannot build CPU kernels (no C++ compiler)."""
+#: compiled deploy uses dynamo's ``recompile_limit`` and Inductor's ``cpp_builder`` (both in
+#: torch 2.7); tested on torch 2.13
+COMPILE_MIN_TORCH = '2.7'
+
+
+def check_compiler_available(feature: str = 'compile=True') -> None:
+    """Raise, naming ``feature`` and the cause, when torch is older than
+    :data:`COMPILE_MIN_TORCH` or Inductor cannot build CPU kernels (no C++ compiler)."""
+    require_torch(feature, COMPILE_MIN_TORCH)
     from torch._inductor import config
     from torch._inductor.cpp_builder import get_cpp_compiler
 
@@ -12,7 +21,7 @@ def check_compiler_available() -> None:
         get_cpp_compiler()
     except Exception as error:  # Inductor raises its own InvalidCxxCompiler
         raise RuntimeError(
-            f'compile=True needs a C++ compiler for torch.compile (Inductor) on the CPU, and '
+            f'{feature} needs a C++ compiler for torch.compile (Inductor) on the CPU, and '
             f'none was found (searched {config.cpp.cxx}): {error}. Install g++ (or set CXX), '
             f'or run without compiling.'
         ) from error

@@ -58,3 +58,16 @@ def autocast_dtype(device_type: str) -> torch.dtype:
     if device_type == 'cpu':
         return torch.get_autocast_cpu_dtype()
     return torch.get_autocast_gpu_dtype()
+
+
+def torchscript_exporter() -> dict:
+    """The ``torch.onnx.export`` argument that picks the TorchScript-based exporter.
+
+    torch >= 2.5 has a ``dynamo`` argument (and from 2.9 defaults it to True); older torch
+    has only the TorchScript exporter, so no argument gives the same export there.
+    """
+    import inspect
+
+    if 'dynamo' in inspect.signature(torch.onnx.export).parameters:
+        return {'dynamo': False}
+    return {}

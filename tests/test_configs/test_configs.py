@@ -35,6 +35,7 @@ def test_recipes_use_the_official_bias_and_pretrained_weights():
 
 
 @pytest.mark.parametrize('path', CONFIGS + EXAMPLES, ids=lambda p: p.stem)
+@pytest.mark.compat
 def test_config_builds_and_runs_loss_and_predict(path):
     cfg = Config.fromfile(str(path))
     cfg.model.backbone.init_cfg = None  # no pretrained file here; random weights

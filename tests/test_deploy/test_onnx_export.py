@@ -37,6 +37,7 @@ def tiny_backbones():
 
 @pytest.mark.parametrize('name', sorted(tiny_backbones()))
 @pytest.mark.parametrize('deploy', [False, True])
+@pytest.mark.compat
 def test_backbone_export_matches_pytorch(tmp_path, name, deploy):
     model = tiny_backbones()[name]()
     randomise_batchnorm(model)

@@ -21,6 +21,7 @@ BACKBONES = [
 
 
 @pytest.mark.parametrize('backbone, widths', BACKBONES)
+@pytest.mark.compat
 def test_mask_rcnn_loss_and_predict(backbone, widths):
     cfg = with_backbone(MASK_RCNN, backbone, widths)
     model = build_from_config(cfg, 'mmdet')
@@ -40,6 +41,7 @@ def test_mask_rcnn_loss_and_predict(backbone, widths):
 
 
 @pytest.mark.parametrize('backbone, widths', BACKBONES)
+@pytest.mark.compat
 def test_semantic_fpn_loss_and_predict(backbone, widths):
     cfg = with_backbone(SEM_FPN, backbone, widths)
     cfg.model.pretrained = None  # the base config's ResNet weights
@@ -57,6 +59,7 @@ def test_semantic_fpn_loss_and_predict(backbone, widths):
     assert results[0].pred_sem_seg.data.shape == (1, 128, 160)
 
 
+@pytest.mark.compat
 def test_custom_imports_and_scope_prefix_in_a_config():
     """`custom_imports` plus the `mmeffformer.` prefix, as a user's config would say."""
     cfg = with_backbone(

@@ -23,6 +23,7 @@ from tests.helpers.v2_reference import arch_dict
         (lambda: EfficientFormerV2(arch_dict('tiny'), drop_path_rate=0.1), 3),
     ],
 )
+@pytest.mark.compat
 def test_deploy_equals_eval_and_serves_cached_biases(model, num_biases):
     model = model()
     randomise_batchnorm(model)

@@ -16,6 +16,7 @@ from tests.helpers.tiny_configs import tiny_segmentor_config
 export_tool = load_script(ROOT / 'tools' / 'export_onnx.py')
 
 
+@pytest.mark.compat
 def test_tool_exports_and_verifies_a_segmentor(tmp_path, capsys):
     out = tmp_path / 'semfpn.onnx'
     args = [str(tiny_segmentor_config(tmp_path)), str(out), '--part', 'model']

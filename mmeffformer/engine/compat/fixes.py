@@ -25,6 +25,7 @@ FIX_NAMES = (
     'atomic_checkpoint_saving',
     'checkpoint_url_cache',
     'mmcv_ops_float32',
+    'fork_config_packages',
 )
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 import mmeffformer  # noqa: F401 - applies the fixes
+
+pytestmark = pytest.mark.compat
 
 
 def test_mmcv_ops_compute_in_float32_for_bf16_inputs():

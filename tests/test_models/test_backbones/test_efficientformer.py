@@ -34,6 +34,7 @@ def expected_shapes(widths, height, width, batch=1):
 
 @pytest.mark.parametrize('arch', ['l1', 'l3', 'l7'])
 @pytest.mark.parametrize('size', [(224, 224), (512, 512), (800, 1216), (97, 143)])
+@pytest.mark.compat
 def test_output_shapes_any_size(arch, size):
     model = EfficientFormer(arch).eval()
     with torch.no_grad():
@@ -69,6 +70,7 @@ def test_output_norms_are_groupnorm_of_stage_outputs():
         ('l3', 'timm'),
     ],
 )
+@pytest.mark.compat
 def test_pretrained_layouts_reproduce_reference(tmp_path, arch, layout):
     """Weights in each public layout load fully and give the reference features."""
     state = authors_v1_state(arch)

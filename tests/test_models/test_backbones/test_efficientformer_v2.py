@@ -29,6 +29,7 @@ WIDTHS = {
 
 @pytest.mark.parametrize('arch', ['s0', 's1', 's2', 'l'])
 @pytest.mark.parametrize('size', [(224, 224), (512, 512), (800, 1216), (800, 1200), (97, 143)])
+@pytest.mark.compat
 def test_output_shapes_any_size(arch, size):
     model = EfficientFormerV2(arch).eval()
     with torch.no_grad():
@@ -47,6 +48,7 @@ def test_official_mode_runs_where_the_authors_code_cannot(size):
 @pytest.mark.parametrize(
     'arch, layout', [('tiny', 'authors'), ('tiny', 'timm'), ('s0', 'authors'), ('s1', 'timm')]
 )
+@pytest.mark.compat
 def test_pretrained_layouts_reproduce_reference(tmp_path, arch, layout):
     state = authors_v2_state(arch)
     path = tmp_path / 'weights.pth'
