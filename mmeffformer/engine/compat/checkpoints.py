@@ -25,9 +25,9 @@ explicitly keep their choice.
 from __future__ import annotations
 
 import functools
-import inspect
 import os
 import types
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 import mmengine
@@ -59,10 +59,11 @@ class _TrustedLoadTorch(types.ModuleType):
         return torch.load(file, *args, **kwargs)
 
 
-def _source_of(function: Callable) -> str:
+def _source_of(module: types.ModuleType) -> str:
+    """The module's source file as installed ('' without one: assume the original code)."""
     try:
-        return inspect.getsource(function)
-    except (OSError, TypeError):  # no source shipped: assume the original code
+        return Path(module.__file__).read_text(encoding='utf-8')
+    except (OSError, TypeError, ValueError):
         return ''
 
 
