@@ -8,6 +8,8 @@
    then opens the target with ``'wb'``, so a run killed while writing truncates the
    file, possibly a good checkpoint of the same name. We write to a temporary
    file beside it and ``os.replace`` it into place, which is atomic on POSIX.
+3. ``checkpoint_url_cache``: ``http(s)://`` checkpoints through
+   :mod:`mmeffformer.checkpoint.download` (one verified, locked download into a cache).
 
 mmengine 0.10.7 calls ``torch.load(path, map_location=...)`` without
 ``weights_only``. Since torch 2.6 that argument defaults to ``True`` and the
@@ -127,3 +129,24 @@ def make_checkpoint_saving_atomic() -> None:
     if not getattr(mmengine_checkpoint.save_checkpoint, 'is_atomic', False):
         mmengine_checkpoint.save_checkpoint = _atomic(mmengine_checkpoint.save_checkpoint)
     mmengine_runner.save_checkpoint = mmengine_checkpoint.save_checkpoint
+
+
+def url_cache_needed() -> Optional[str]:
+    """Why mmengine's URL checkpoints go through our cache: every supported mmengine
+    downloads them unverified and unlocked."""
+    return (
+        "mmengine's URL loader downloads without verifying the file's hash or locking "
+        'against a second process'
+    )
+
+
+def use_url_cache() -> None:
+    """Load ``http(s)://`` checkpoints through the verified cache (idempotent)."""
+    from mmeffformer.checkpoint.download import load_from_url, register_url_loader
+
+    @functools.wraps(load_from_url)
+    def load_and_announce(*args: Any, **kwargs: Any) -> Any:
+        announce('checkpoint_url_cache')
+        return load_from_url(*args, **kwargs)
+
+    register_url_loader(load_and_announce)
