@@ -49,7 +49,7 @@ $(STAMP): $(DEPS)
 	touch $@
 
 test: setup
-	MMEFFFORMER_STACK=$(STACK) $(PY) -m pytest tests
+	MMEFFFORMER_STACK=$(STACK) $(PY) -m pytest tests --durations=20
 
 test-compat: setup
 	MMEFFFORMER_STACK=$(STACK) $(PY) -m pytest tests -m compat
