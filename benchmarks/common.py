@@ -16,7 +16,7 @@ if str(ROOT) not in sys.path:
 import torch  # noqa: E402
 
 import mmeffformer  # noqa: E402,F401
-from mmeffformer.deploy import export_onnx  # noqa: E402
+from mmeffformer.export import export_onnx  # noqa: E402
 from mmeffformer.models import switch_to_deploy  # noqa: E402
 from mmeffformer.utils import cpu_has_native_bf16, interleaved_medians, matmul_gflops  # noqa: E402
 from mmeffformer.utils.model_analysis import model_call, trained_like  # noqa: E402,F401
@@ -100,7 +100,7 @@ def runtimes_on_export(
     """The runtimes ``names`` on one ONNX export of ``module`` at ``size``, each on this
     CPU's threads (OpenVINO in ``openvino_precision``: its default is bf16 where the CPU
     has native bf16; ``describe()`` says which)."""
-    from mmeffformer.deploy import build_backend
+    from mmeffformer.runtimes import build_backend
 
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, 'model.onnx')

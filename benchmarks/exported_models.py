@@ -25,8 +25,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import ROOT, bf16_autocast, medians, recipe  # noqa: E402
-from mmeffformer.deploy import build_backend, export_onnx, exportable  # noqa: E402
+from mmeffformer.export import export_onnx, exportable  # noqa: E402
 from mmeffformer.models import switch_to_deploy  # noqa: E402
+from mmeffformer.runtimes import build_backend  # noqa: E402
 from mmeffformer.utils import cpu_has_native_bf16, cpu_info, matmul_gflops  # noqa: E402
 from mmeffformer.utils.model_analysis import build_model, model_call  # noqa: E402
 

@@ -103,7 +103,7 @@ def measure(config: Path, repeats: int) -> dict:
 
     from mmeffformer.models import switch_to_deploy
     from mmeffformer.utils import interleaved_medians
-    from mmeffformer.utils.precision import cpu_has_native_bf16
+    from mmeffformer.utils.cpu_facts import cpu_has_native_bf16
 
     row = describe(config)
     model, scope = build_model(str(config), 'model')
@@ -276,7 +276,7 @@ def main(argv=None) -> int:
         write_all(json.loads(JSON.read_text()))
         return 0
     from mmeffformer.utils import keep_freed_memory
-    from mmeffformer.utils.precision import cpu_info
+    from mmeffformer.utils.cpu_facts import cpu_info
 
     keep_freed_memory()  # as the tools do
     known: Dict[str, dict] = {}

@@ -102,7 +102,7 @@ def main(argv=None) -> int:
         return 0
 
     sys.path.insert(0, str(ROOT))
-    from mmeffformer.utils.precision import cpu_info
+    from mmeffformer.utils.cpu_facts import cpu_info
 
     info = cpu_info()
     rows = []

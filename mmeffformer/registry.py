@@ -19,7 +19,7 @@ from mmengine.registry import Registry
 MODELS = Registry(
     'model',
     parent=MMENGINE_MODELS,
-    locations=['mmeffformer.models', 'mmeffformer.models.roi_heads', 'mmeffformer.deploy'],
+    locations=['mmeffformer.models', 'mmeffformer.models.roi_heads', 'mmeffformer.runtimes'],
 )
 TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, locations=['mmeffformer.datasets'])
 LOOPS = Registry('loop', parent=MMENGINE_LOOPS, locations=['mmeffformer.engine'])

@@ -30,8 +30,8 @@ import torch  # noqa: E402
 import mmeffformer  # noqa: E402,F401
 from mmeffformer.models import switch_to_deploy  # noqa: E402
 from mmeffformer.utils import keep_freed_memory, time_call  # noqa: E402
+from mmeffformer.utils.cpu_facts import cpu_info  # noqa: E402
 from mmeffformer.utils.model_analysis import build_model, model_call  # noqa: E402
-from mmeffformer.utils.precision import cpu_info  # noqa: E402
 
 
 def precision_call(call, device: str, dtype: torch.dtype):
@@ -66,7 +66,7 @@ def timing_line(args, stats: dict) -> str:
 
 def benchmark_exported(args) -> dict:
     """Time an exported file in its runtime, printed like the PyTorch path."""
-    from mmeffformer.deploy import build_backend
+    from mmeffformer.runtimes import build_backend
 
     runtime = build_backend(args.backend, args.model, args.precision, args.device, args.threads)
     image = torch.randn(args.batch, 3, *args.shape).numpy()

@@ -39,7 +39,7 @@ import mmeffformer  # noqa: E402,F401
 from mmeffformer.datasets.synthetic import write_dataset  # noqa: E402
 from mmeffformer.demo.exported import evaluate_exported  # noqa: E402
 from mmeffformer.demo.figures import grid, read_scalars, titled, training_curves  # noqa: E402
-from mmeffformer.demo.precision import (  # noqa: E402
+from mmeffformer.demo.precision_choice import (  # noqa: E402
     PRECISIONS,
     choose_precision,
     training_step_seconds,
@@ -54,7 +54,7 @@ from mmeffformer.demo.report import (  # noqa: E402
 from mmeffformer.engine import amp_optim_wrapper  # noqa: E402
 from mmeffformer.engine.optimizers import unfuse_where_unsupported  # noqa: E402
 from mmeffformer.utils import flush_denormals, keep_freed_memory  # noqa: E402
-from mmeffformer.utils.precision import cpu_has_native_bf16, cpu_info  # noqa: E402
+from mmeffformer.utils.cpu_facts import cpu_has_native_bf16, cpu_info  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DET_CONFIG = ROOT / 'configs' / 'demo' / 'maskrcnn_effformer_l1_synthetic.py'

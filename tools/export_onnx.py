@@ -23,13 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import mmeffformer  # noqa: E402,F401
-from mmeffformer.deploy import (  # noqa: E402
-    DEFAULT_OPSET,
-    export_onnx,
-    exportable,
-    second_size,
-    verify_onnx,
-)
+from mmeffformer.export import DEFAULT_OPSET, export_onnx, exportable, second_size, verify_onnx  # noqa: E402
 from mmeffformer.utils.model_analysis import build_model  # noqa: E402
 
 

@@ -80,13 +80,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def use_exported_model(cfg: Config, args: argparse.Namespace) -> None:
     """``cfg.model`` becomes the exported file in its runtime, after checking it fits."""
-    from mmeffformer.deploy import (
-        check_file_fits,
-        describe,
-        exportable,
-        exported_model_cfg,
-        read_metadata,
-    )
+    from mmeffformer.export import describe, exportable, read_metadata
+    from mmeffformer.runtimes import check_file_fits, exported_model_cfg
     from mmeffformer.utils.model_analysis import build_model_from_cfg
 
     scope = cfg.get('default_scope', 'mmdet')
@@ -148,7 +143,7 @@ def main(argv=None) -> dict:
 
 def run_test(cfg: Config, args: argparse.Namespace) -> dict:
     """Build the runner and test (the checkpoint, its deploy mode or an exported file)."""
-    from mmeffformer.datasets.checks import check_checkpoint_matches
+    from mmeffformer.checkpoint.checks import check_checkpoint_matches
 
     runner = Runner.from_cfg(cfg)
     if args.backend:

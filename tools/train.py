@@ -67,7 +67,8 @@ def build_config(args: argparse.Namespace) -> Config:
 
 
 def main(argv=None) -> None:
-    from mmeffformer.datasets.checks import check_data_roots, check_pretrained_files
+    from mmeffformer.checkpoint.checks import check_pretrained_files
+    from mmeffformer.datasets.checks import check_data_roots
     from mmeffformer.engine import distributed_run
 
     cfg = build_config(parse_args(argv))

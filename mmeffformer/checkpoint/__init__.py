@@ -1,5 +1,7 @@
-"""Checkpoint layouts, conversion to our keys, and pretrained loading."""
+"""Checkpoint layouts, conversion to our keys, pretrained loading, and the checks the tools
+run on checkpoints."""
 
+from .checks import check_checkpoint_matches, check_pretrained_files
 from .convert import convert_checkpoint, save_converted
 from .download import CheckpointDownloadError, cache_dir, cached_path, download_checkpoint
 from .layouts import detect_layout, split_prefix, unwrap_state_dict
@@ -18,6 +20,8 @@ __all__ = [
     'UnreadableCheckpointError',
     'backbone_state_from_checkpoint',
     'cache_dir',
+    'check_checkpoint_matches',
+    'check_pretrained_files',
     'cached_path',
     'convert_checkpoint',
     'detect_layout',

@@ -14,8 +14,9 @@ from typing import Dict, List, Sequence
 
 from mmengine.runner import Runner
 
-from mmeffformer.deploy import export_onnx, exportable, exported_model_cfg
+from mmeffformer.export import export_onnx, exportable
 from mmeffformer.models import switch_to_deploy
+from mmeffformer.runtimes import exported_model_cfg
 
 #: metric keys of each task -> the demo's names (and the scale to percent)
 METRICS = {

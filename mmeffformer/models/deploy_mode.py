@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 import types
-from typing import Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -32,7 +32,10 @@ from mmengine.logging import print_log
 
 from mmeffformer.utils.compiling import check_compiler_available
 
-from .segmentors import deploy_postprocess, is_segmentor
+from .segmentors import is_segmentor, use_fast_postprocess
+
+#: the feature named when compiling needs what this torch lacks
+COMPILED_DEPLOY = 'compiled deploy (compile=True, --compile)'
 
 
 def reparameterize_modules(model: nn.Module) -> None:
@@ -138,44 +141,91 @@ def switch_to_deploy(
     of a detector or segmentor holding such a backbone (mmdet's / mmseg's FPN: its
     convolutions, upsampling and sums) is compiled the same way, on its first call at
     each input size and dtype (autocast on or off: a graph each).
-    An mmseg segmentor inside ``model`` also gets :func:`deploy_postprocess` (same
+    An mmseg segmentor inside ``model`` also gets :func:`use_fast_postprocess` (same
     predictions and logits).
     Returns ``model``, changed in place and in eval mode; not reversible, and
     not trainable afterwards.
+
+    Each step is a function of its own that can be called alone:
+    :func:`reparameterize_modules`, :func:`use_fast_segmentor_postprocess`,
+    :func:`set_deploy_precision`, :func:`warm_bias_caches`, :func:`compile_deployed`.
     """
-    backbones = [m for m in model.modules() if hasattr(m, 'set_compute_precision')]
+    backbones = backbones_in(model)
     if dtype is not None:
         for backbone in backbones:
             backbone.check_precision(dtype)  # fail before anything is rewritten
     if compile:
-        check_compiler_available('compiled deploy (compile=True, --compile)')
-        necks = necks_of(model, backbones)
-        # a neck: one graph per size for float32 features and one under autocast
-        make_room_for_graphs((len(backbones) + 2 * len(necks)) * len(sizes))
+        check_compiler_available(COMPILED_DEPLOY)
     model.eval()
     reparameterize_modules(model)
+    use_fast_segmentor_postprocess(model)
+    if dtype is not None:
+        set_deploy_precision(model, dtype, float32_residual)
+    warm_bias_caches(model, sizes)
+    if compile:
+        model.deploy_compile_seconds = compile_deployed(model, sizes)
+    return model
+
+
+def backbones_in(model: nn.Module) -> List[nn.Module]:
+    """The EfficientFormer backbones in ``model`` (``model`` itself if it is one)."""
+    return [m for m in model.modules() if hasattr(m, 'set_compute_precision')]
+
+
+def use_fast_segmentor_postprocess(model: nn.Module) -> None:
+    """Give every mmseg segmentor in ``model`` :func:`use_fast_postprocess` (same predictions
+    and logits)."""
     for module in model.modules():
         if is_segmentor(module):
-            deploy_postprocess(module)
-    compile_seconds = {}
+            use_fast_postprocess(module)
+
+
+def set_deploy_precision(
+    model: nn.Module, dtype: torch.dtype, float32_residual: bool = True
+) -> None:
+    """Make every backbone in ``model`` compute in ``dtype`` (see :func:`switch_to_deploy`)."""
+    backbones = backbones_in(model)
+    for backbone in backbones:
+        backbone.check_precision(dtype)
+    for backbone in backbones:
+        backbone.set_compute_precision(dtype, float32_residual)
+
+
+def warm_bias_caches(model: nn.Module, sizes: Sequence[Tuple[int, int]]) -> None:
+    """Call every backbone in ``model`` once at each image size (H, W), batch 1, without
+    autograd: fills the attention-bias caches that eager and compiled calls read."""
+    with torch.no_grad():
+        for backbone in backbones_in(model):
+            device = next(backbone.parameters()).device
+            for height, width in sizes:
+                backbone(torch.zeros(1, 3, height, width, device=device))
+
+
+def compile_deployed(
+    model: nn.Module, sizes: Sequence[Tuple[int, int]] = ()
+) -> Dict[Tuple[int, int], float]:
+    """Compile every backbone in ``model`` in place (:func:`compile_frozen`) for each size,
+    batch 1, and the neck of a detector / segmentor holding one (compiled on its first call
+    at each size and autocast state). Returns the compile seconds per size.
+
+    Call it on a deployed model whose bias caches are warm (:func:`warm_bias_caches`).
+    """
+    check_compiler_available(COMPILED_DEPLOY)
+    backbones = backbones_in(model)
+    necks = necks_of(model, backbones)
+    # a neck: one graph per size for float32 features and one under autocast
+    make_room_for_graphs((len(backbones) + 2 * len(necks)) * len(sizes))
+    compile_seconds: Dict[Tuple[int, int], float] = {}
     with torch.no_grad():
         for backbone in backbones:
-            if dtype is not None:
-                backbone.set_compute_precision(dtype, float32_residual)
             device = next(backbone.parameters()).device
-            images = [torch.zeros(1, 3, h, w, device=device) for h, w in sizes]
-            for image in images:  # eager: fills the bias caches the compiled graph reads
-                backbone(image)
-            if not compile:
-                continue
             compile_frozen(backbone)
-            for (height, width), image in zip(sizes, images):
+            for height, width in sizes:
+                image = torch.zeros(1, 3, height, width, device=device)
                 start = time.perf_counter()
                 backbone(image)
                 key = (height, width)
                 compile_seconds[key] = compile_seconds.get(key, 0.0) + (time.perf_counter() - start)
-    if compile:
-        for neck in necks:
-            compile_frozen(neck)
-        model.deploy_compile_seconds = compile_seconds
-    return model
+    for neck in necks:
+        compile_frozen(neck)
+    return compile_seconds

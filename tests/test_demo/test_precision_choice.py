@@ -8,8 +8,8 @@ import pytest
 from mmengine.config import Config
 
 from mmeffformer.datasets.synthetic import write_dataset
-from mmeffformer.demo import precision
-from mmeffformer.demo.precision import choose_precision, training_step_seconds
+from mmeffformer.demo import precision_choice
+from mmeffformer.demo.precision_choice import choose_precision, training_step_seconds
 from tests.helpers.tiny_configs import tiny_demo_config
 
 
@@ -28,7 +28,7 @@ def test_an_explicit_precision_is_used_without_measuring(tmp_path):
 
 
 def test_without_native_bf16_auto_is_float32_without_measuring(tmp_path, monkeypatch):
-    monkeypatch.setattr(precision, 'cpu_has_native_bf16', lambda: False)
+    monkeypatch.setattr(precision_choice, 'cpu_has_native_bf16', lambda: False)
     chosen, why = choose_precision('auto', never, tmp_path / 'c.json')
     assert chosen == 'float32' and 'no native bf16' in why
     assert not (tmp_path / 'c.json').exists()
@@ -36,7 +36,7 @@ def test_without_native_bf16_auto_is_float32_without_measuring(tmp_path, monkeyp
 
 @pytest.mark.parametrize('seconds, faster', [((2.0, 1.5), 'bfloat16'), ((1.4, 2.1), 'float32')])
 def test_auto_takes_the_faster_measured_and_remembers_it(tmp_path, monkeypatch, seconds, faster):
-    monkeypatch.setattr(precision, 'cpu_has_native_bf16', lambda: True)
+    monkeypatch.setattr(precision_choice, 'cpu_has_native_bf16', lambda: True)
     calls = []
 
     def measure():

@@ -49,6 +49,33 @@ def test_deploy_equals_eval_and_serves_cached_biases(model, num_biases):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * b.abs().max().item())
 
 
+def test_the_steps_of_switch_to_deploy_called_alone_give_the_same_model():
+    from mmeffformer.models import (
+        reparameterize_modules,
+        set_deploy_precision,
+        switch_to_deploy,
+        warm_bias_caches,
+    )
+
+    first = EfficientFormerV2(arch_dict('tiny'))
+    randomise_batchnorm(first)
+    second = EfficientFormerV2(arch_dict('tiny'))
+    second.load_state_dict(first.state_dict())
+    x = torch.rand(1, 3, 97, 143)
+    switch_to_deploy(first, sizes=[(97, 143)], dtype=torch.bfloat16)
+    second.eval()
+    reparameterize_modules(second)
+    set_deploy_precision(second, torch.bfloat16)
+    warm_bias_caches(second, [(97, 143)])
+    assert not any(isinstance(m, _BatchNorm) for m in second.modules())
+    with torch.no_grad():
+        for a, b in zip(first(x), second(x)):
+            assert a.dtype == b.dtype == torch.float32
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+    with pytest.raises(ValueError, match='int8'):
+        set_deploy_precision(second, torch.int8)
+
+
 @pytest.mark.usefixtures('fresh_dynamo')
 @pytest.mark.parametrize(
     'build',

@@ -11,7 +11,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from mmeffformer.models import EfficientFormer, EfficientFormerV2, switch_to_deploy
 from mmeffformer.models.layers.attention_bias import _CachedBias
 from mmeffformer.models.layers.layer_scale import LayerScale
-from mmeffformer.models.layers.precision import Float32Norm, ReducedPrecisionBranch
+from mmeffformer.models.layers.mixed_precision import Float32Norm, ReducedPrecisionBranch
 from tests.helpers.tiny_models import TINY_V1, randomise_batchnorm
 from tests.helpers.v2_reference import arch_dict
 

@@ -59,7 +59,7 @@ def test_benchmark_tool_bf16_channels_last_deploy_and_cpu_line(tmp_path, capsys,
     tool.main(common + ['--deploy'])
     assert asked == [torch.bfloat16, None]  # bf16 backbones; the plain fp32 NCHW rewrite
     printed = capsys.readouterr().out
-    from mmeffformer.utils.precision import cpu_info
+    from mmeffformer.utils.cpu_facts import cpu_info
 
     assert f'cpu ({cpu_info()["model"]}; bf16 flags: ' in printed
     assert 'bfloat16, channels-last' in printed and 'float32, NCHW' in printed

@@ -13,7 +13,7 @@ import pytest
 
 from mmeffformer.demo.figures import TITLE_HEIGHT, read_scalars
 from mmeffformer.utils import cpu_has_native_bf16
-from mmeffformer.utils.precision import cpu_info
+from mmeffformer.utils.cpu_facts import cpu_info
 
 ROOT = Path(__file__).resolve().parents[2]
 

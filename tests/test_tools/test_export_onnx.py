@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 import pytest
 
-from mmeffformer.deploy import build_backend
+from mmeffformer.runtimes import build_backend
 from tests.helpers.scripts import ROOT, load_script
 from tests.helpers.tiny_configs import tiny_segmentor_config
 

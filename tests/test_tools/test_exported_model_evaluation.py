@@ -16,7 +16,7 @@ from mmengine.config import Config
 from pycocotools import mask as mask_utils
 
 from mmeffformer.datasets.synthetic import write_dataset
-from mmeffformer.deploy import build_backend
+from mmeffformer.runtimes import build_backend
 from tests.helpers.downstream import build_from_config
 from tests.helpers.exported import assert_same_detections
 from tests.helpers.scripts import ROOT, load_script

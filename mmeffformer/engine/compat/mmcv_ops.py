@@ -20,7 +20,7 @@ from typing import Any, Callable, Optional
 
 import torch
 
-from mmeffformer.utils.precision import REDUCED_DTYPES
+from mmeffformer.utils.cpu_facts import REDUCED_DTYPES
 
 from .fixes import announce
 

@@ -11,7 +11,7 @@ from mmengine.logging import print_log
 from mmengine.optim import OptimWrapper
 
 from mmeffformer.registry import OPTIM_WRAPPERS
-from mmeffformer.utils.precision import cpu_has_native_bf16, cpu_info
+from mmeffformer.utils.cpu_facts import cpu_has_native_bf16, cpu_info
 
 
 @OPTIM_WRAPPERS.register_module()

@@ -15,7 +15,7 @@ from mmengine.runner import TestLoop, ValLoop
 from mmengine.structures import BaseDataElement
 
 from mmeffformer.registry import LOOPS
-from mmeffformer.utils.precision import REDUCED_DTYPES
+from mmeffformer.utils.cpu_facts import REDUCED_DTYPES
 
 
 def float32_predictions(outputs: Any) -> Any:

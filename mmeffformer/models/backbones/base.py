@@ -16,7 +16,7 @@ from mmeffformer.utils.torch_features import autocast_dtype, autocast_enabled
 from ..deploy_mode import switch_to_deploy
 from ..layers.attention_bias import _CachedBias
 from ..layers.conv_norm import ConvNorm
-from ..layers.precision import (
+from ..layers.mixed_precision import (
     Float32Norm,
     ReducedPrecisionBranch,
     cast_floating_point,
@@ -254,7 +254,7 @@ class EfficientFormerBackboneBase(BaseModule):
 
         Always kept in float32: the attention-bias tables, whose bicubic resize is
         computed once per size (served in ``dtype`` when the logits are), and
-        LayerNorm / GroupNorm (see :class:`~..layers.precision.Float32Norm`).
+        LayerNorm / GroupNorm (see :class:`~..layers.mixed_precision.Float32Norm`).
         """
         self.check_precision(dtype)
         float32_stream = float32_residual and dtype != torch.float32

@@ -1,9 +1,9 @@
 """mmseg segmentor rewrites (these import mmseg).
 
-- :func:`deploy_postprocess`: the segmentor's ``predict`` post-processing without the
+- :func:`use_fast_postprocess`: the segmentor's ``predict`` post-processing without the
   identity resize and with a faster class argmax, same results.
 """
 
-from .deploy_postprocess import deploy_postprocess, is_segmentor
+from .fast_postprocess import is_segmentor, use_fast_postprocess
 
-__all__ = ['deploy_postprocess', 'is_segmentor']
+__all__ = ['use_fast_postprocess', 'is_segmentor']

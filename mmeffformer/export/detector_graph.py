@@ -4,7 +4,7 @@ The graph follows mmdet 3's inference step for step (anchors, top-k, box
 decoding, clipping, the minimum-size filter, batched NMS, RoI level mapping,
 cascade refinement), written with ops that trace with dynamic sizes: the anchors
 and clipping bounds come from the traced feature and image shapes, NMS and
-RoIAlign are the ONNX operators (:mod:`mmeffformer.deploy.onnx_ops`).
+RoIAlign are the ONNX operators (:mod:`mmeffformer.export.onnx_ops`).
 
 Input: one image (batch 1), normalised like the data preprocessor does it and
 *not* padded: the graph pads to the preprocessor's ``pad_size_divisor`` itself,
@@ -12,7 +12,7 @@ so boxes are clipped to the real image as in mmdet. Outputs, in the network's
 input scale: ``boxes`` (K, 4), ``scores`` (K,), ``labels`` (K,) and, for mask
 models, ``masks`` (K, M, M): the mask head's probabilities of each detection's
 class. Pasting masks into the image and rescaling to the original image are left
-to :mod:`mmeffformer.deploy.runtime_model`, the same for every backend.
+to :mod:`mmeffformer.runtimes.runtime_model`, the same for every backend.
 """
 
 from __future__ import annotations

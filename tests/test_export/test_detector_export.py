@@ -9,14 +9,9 @@ import torch
 from mmdet.structures import DetDataSample
 from mmengine.config import Config
 
-from mmeffformer.deploy import (
-    DetectorGraph,
-    UnsupportedModelError,
-    build_backend,
-    export_onnx,
-    read_metadata,
-)
-from mmeffformer.deploy.detector_graph import pad_to_divisor
+from mmeffformer.export import DetectorGraph, UnsupportedModelError, export_onnx, read_metadata
+from mmeffformer.export.detector_graph import pad_to_divisor
+from mmeffformer.runtimes import build_backend
 from tests.helpers.downstream import build_from_config
 from tests.helpers.exported import assert_same_detections, tiny_detector_config
 from tests.helpers.tiny_models import randomise_batchnorm

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mmeffformer.utils.precision import cpu_has_native_bf16, cpu_info
+from mmeffformer.utils.cpu_facts import cpu_has_native_bf16, cpu_info
 
 
 def test_cpu_info_reports_the_model_and_bf16_flags():

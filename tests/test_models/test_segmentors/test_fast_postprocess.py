@@ -9,8 +9,8 @@ import torch
 from mmseg.structures import SegDataSample
 
 from mmeffformer.models import switch_to_deploy
-from mmeffformer.models.segmentors import deploy_postprocess
-from mmeffformer.models.segmentors.deploy_postprocess import class_argmax
+from mmeffformer.models.segmentors import use_fast_postprocess
+from mmeffformer.models.segmentors.fast_postprocess import class_argmax
 from tests.helpers.downstream import tiny_semantic_fpn
 from tests.helpers.tiny_models import randomise_batchnorm
 
@@ -36,14 +36,14 @@ METAINFOS = [
 
 
 @pytest.mark.parametrize('align_corners', [False, True])
-def test_deploy_postprocess_gives_mmsegs_logits_and_predictions(segmentor, align_corners):
+def test_fast_postprocess_gives_mmsegs_logits_and_predictions(segmentor, align_corners):
     segmentor = copy.deepcopy(segmentor)
     segmentor.align_corners = align_corners
     logits = torch.randn(len(METAINFOS), 7, 64, 96)
     logits[:, 3] = logits[:, 5]  # ties between classes: the first one wins
     logits = logits.contiguous(memory_format=torch.channels_last)
     expected = segmentor.postprocess_result(logits.clone(), samples(METAINFOS))
-    deploy_postprocess(segmentor)
+    use_fast_postprocess(segmentor)
     got = segmentor.postprocess_result(logits.clone(), samples(METAINFOS))
     for want, have, meta in zip(expected, got, METAINFOS):
         assert have.seg_logits.data.shape == (7, *meta['ori_shape'])
@@ -53,9 +53,9 @@ def test_deploy_postprocess_gives_mmsegs_logits_and_predictions(segmentor, align
     assert torch.equal(without_samples[0].pred_sem_seg.data, logits[0].argmax(0, keepdim=True))
 
 
-def test_deploy_postprocess_rejects_an_unknown_flip_direction(segmentor):
+def test_fast_postprocess_rejects_an_unknown_flip_direction(segmentor):
     segmentor = copy.deepcopy(segmentor)
-    deploy_postprocess(segmentor)
+    use_fast_postprocess(segmentor)
     meta = dict(ori_shape=(64, 96), flip=True, flip_direction='diagonal')
     with pytest.raises(ValueError, match="flip_direction must be one of .*'diagonal'"):
         segmentor.postprocess_result(torch.randn(1, 7, 64, 96), samples([meta]))
@@ -72,14 +72,14 @@ def test_class_argmax_is_argmax_with_ties_and_nan(dtype, layout):
     assert torch.equal(class_argmax(logits), logits.argmax(0, keepdim=True))
 
 
-def test_switch_to_deploy_gives_segmentors_the_deploy_postprocess(segmentor):
+def test_switch_to_deploy_gives_segmentors_the_fast_postprocess(segmentor):
     segmentor = copy.deepcopy(segmentor)
     image = torch.rand(1, 3, 64, 96)
     meta = [dict(ori_shape=(64, 96))]
     with torch.no_grad():
         expected = segmentor.predict(image, samples(meta))[0]
     switch_to_deploy(segmentor, sizes=[(64, 96)])
-    assert segmentor.postprocess_result.__func__.__module__.endswith('deploy_postprocess')
+    assert segmentor.postprocess_result.__func__.__module__.endswith('fast_postprocess')
     with torch.no_grad():
         got = segmentor.predict(image, samples(meta))[0]
     torch.testing.assert_close(got.seg_logits.data, expected.seg_logits.data, rtol=1e-4, atol=1e-4)

@@ -2,7 +2,7 @@
 
 :class:`ExportedDetector` and :class:`ExportedSegmentor` take the place of
 ``cfg.model``: the config's data preprocessor prepares the batch, the runtime
-(:mod:`mmeffformer.deploy.backends`) computes the outputs, and what the file
+(:mod:`mmeffformer.runtimes.backends`) computes the outputs, and what the file
 leaves to the caller is done here the way mmdet / mmseg do it, the same for
 every backend: detections are rescaled to the original image and their masks
 pasted into it (mmdet's ``_do_paste_mask``); logits are cropped, resized to the

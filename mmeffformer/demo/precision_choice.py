@@ -11,7 +11,7 @@ from typing import Callable, Dict, Tuple
 import torch
 from mmengine.config import Config
 
-from mmeffformer.utils.precision import cpu_has_native_bf16, cpu_info
+from mmeffformer.utils.cpu_facts import cpu_has_native_bf16, cpu_info
 
 PRECISIONS = ('auto', 'float32', 'bfloat16')
 

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .backends import build_backend
+from mmeffformer.runtimes.backends import build_backend
+
 from .detector_graph import DetectorGraph
 
 

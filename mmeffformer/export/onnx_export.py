@@ -12,7 +12,7 @@ Choices (also in docs/deploy.md):
   frees the batch axis (not for detectors, which take one image).
 - Outputs: the backbone's feature maps (``stage0`` .. ``stage3``); for a
   segmentor the class logits at the input size (``seg_logits``); for a detector
-  the detections of :class:`~mmeffformer.deploy.detector_graph.DetectorGraph`.
+  the detections of :class:`~mmeffformer.export.detector_graph.DetectorGraph`.
 - The file records what it holds (task, model type, number of classes) in its
   metadata, so a runtime can refuse a file that does not fit a config.
 """

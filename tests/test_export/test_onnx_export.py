@@ -9,15 +9,15 @@ import onnxruntime
 import pytest
 import torch
 
-from mmeffformer.deploy import (
+from mmeffformer.export import (
     UnsupportedModelError,
-    build_backend,
     export_onnx,
     exportable,
     output_names,
     verify_onnx,
 )
 from mmeffformer.models import EfficientFormer, EfficientFormerV2, switch_to_deploy
+from mmeffformer.runtimes import build_backend
 from tests.helpers.tiny_models import TINY_V1, randomise_batchnorm
 from tests.helpers.v2_reference import arch_dict
 

@@ -82,6 +82,6 @@ def _postprocess_result(segmentor, seg_logits: torch.Tensor, data_samples: Optio
     return data_samples
 
 
-def deploy_postprocess(segmentor: nn.Module) -> None:
+def use_fast_postprocess(segmentor: nn.Module) -> None:
     """Give the mmseg ``segmentor`` (this instance only) the faster post-processing."""
     segmentor.postprocess_result = types.MethodType(_postprocess_result, segmentor)
