@@ -1,6 +1,6 @@
 """ONNX export of a backbone, an mmseg segmentor or an mmdet detector, at any input size.
 
-Choices (also in docs/deploy.md):
+Choices (also in docs/export.md):
 
 - TorchScript-based exporter (``dynamo=False``): it needs no extra packages and
   handles every op used here; opset 17 by default (the first with a native
