@@ -11,6 +11,7 @@ from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader
 
 from .layouts import StateDict
+from .reading import read_checkpoint
 from .rename import checkpoint_to_ours
 
 #: Fewer loaded tensors than this share of the backbone's means a wrong file.
@@ -116,7 +117,10 @@ def load_pretrained_backbone(
         ValueError: for a file of the other EfficientFormer generation, or when
             fewer than 90% of the backbone's tensors could be loaded.
     """
-    checkpoint = CheckpointLoader.load_checkpoint(checkpoint_path, map_location='cpu')
+    if '://' in str(checkpoint_path):  # URLs and mmengine's other schemes
+        checkpoint = CheckpointLoader.load_checkpoint(checkpoint_path, map_location='cpu')
+    else:  # .pth or .safetensors, a broken file named, on every supported stack
+        checkpoint = read_checkpoint(checkpoint_path, map_location='cpu')
     state, layout, found_family, dropped = backbone_state_from_checkpoint(checkpoint, prefix)
     if family and found_family != family:
         raise ValueError(

@@ -9,6 +9,8 @@ found and the torch needed.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from mmeffformer.supported_versions import version_tuple
@@ -71,3 +73,15 @@ def torchscript_exporter() -> dict:
     if 'dynamo' in inspect.signature(torch.onnx.export).parameters:
         return {'dynamo': False}
     return {}
+
+
+@functools.lru_cache(maxsize=None)
+def has_cpu_float16_convolution() -> bool:
+    """Whether this torch convolves float16 tensors on the CPU (torch 2.1 has no kernel:
+    ``"slow_conv2d_cpu" not implemented for 'Half'``)."""
+    try:
+        image = torch.zeros(1, 1, 3, 3, dtype=torch.float16)
+        torch.nn.functional.conv2d(image, torch.zeros(1, 1, 1, 1, dtype=torch.float16))
+        return True
+    except RuntimeError:
+        return False

@@ -74,3 +74,15 @@ def test_fused_optimizers_run_unfused_only_where_torch_has_no_fused_cpu_kernel(
             weight.grad = torch.ones_like(weight)
             torch.optim.AdamW([weight], lr=1e-3, fused=fused).step()
         torch.testing.assert_close(weights[0], weights[1])
+
+
+def test_float16_deploy_on_a_cpu_without_float16_convolutions_is_refused(monkeypatch):
+    from mmeffformer.models.backbones import base
+
+    monkeypatch.setattr(base, 'has_cpu_float16_convolution', lambda: False)
+    backbone = EfficientFormer(TINY).eval()
+    with pytest.raises(UnsupportedTorchFeatureError, match=r'float16 deploy on the CPU needs '
+                       r'float16 CPU convolutions, which torch \S+ lacks'):  # fmt: skip
+        switch_to_deploy(backbone, dtype=torch.float16)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in backbone.modules())  # not folded
+    switch_to_deploy(backbone, dtype=torch.bfloat16)  # bf16 is there on every stack

@@ -11,7 +11,12 @@ from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmeffformer.utils.torch_features import autocast_dtype, autocast_enabled
+from mmeffformer.utils.torch_features import (
+    UnsupportedTorchFeatureError,
+    autocast_dtype,
+    autocast_enabled,
+    has_cpu_float16_convolution,
+)
 
 from ..deploy_mode import switch_to_deploy
 from ..layers.attention_bias import _CachedBias
@@ -235,6 +240,12 @@ class EfficientFormerBackboneBase(BaseModule):
         device = next(self.parameters()).device
         if dtype == torch.float16 and device.type not in ('cpu', 'cuda'):
             raise ValueError(f'float16 deploy runs on cpu or cuda, not on {device.type}')
+        if dtype == torch.float16 and device.type == 'cpu' and not has_cpu_float16_convolution():
+            raise UnsupportedTorchFeatureError(
+                f'float16 deploy on the CPU needs float16 CPU convolutions, which torch '
+                f'{torch.__version__} lacks (tested with them: torch 2.13); use '
+                f'dtype=torch.bfloat16 (--deploy-dtype bfloat16) or a newer torch'
+            )
 
     def set_compute_precision(self, dtype: torch.dtype, float32_residual: bool = True) -> None:
         """Compute in ``dtype`` and channels-last; images and features keep the caller's
