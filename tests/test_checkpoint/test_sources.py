@@ -128,6 +128,7 @@ def test_load_report_names_output_norms_new_not_missing(tmp_path, layout):
     assert 'out_norms.0.bias' in partial.missing and partial.new_output_norms == []
 
 
+@pytest.mark.compat
 def test_safetensors_v1_timm_flat_keys_load_and_reproduce_reference(tmp_path):
     state = authors_v1_state('tiny')
     path = tmp_path / 'model.safetensors'
@@ -144,6 +145,7 @@ def test_safetensors_v1_timm_flat_keys_load_and_reproduce_reference(tmp_path):
             torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.compat
 def test_safetensors_v2_without_suffix_loads_and_converts(tmp_path):
     state = authors_v2_state('tiny')
     path = tmp_path / 'weights.bin'  # recognised by its header, not its name
