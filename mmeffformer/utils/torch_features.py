@@ -85,3 +85,14 @@ def has_cpu_float16_convolution() -> bool:
         return True
     except RuntimeError:
         return False
+
+
+@functools.lru_cache(maxsize=None)
+def has_eye(dtype: torch.dtype, device_type: str) -> bool:
+    """Whether ``torch.eye`` exists for ``dtype`` on ``device_type`` (torch 2.1 has no bf16
+    one on the CPU; resize weights are then computed in float32 and rounded)."""
+    try:
+        torch.eye(1, dtype=dtype, device=device_type)
+        return True
+    except RuntimeError:
+        return False

@@ -12,7 +12,6 @@ the arithmetic they do at these shapes:
 
 from __future__ import annotations
 
-import functools
 from typing import Tuple
 
 import torch
@@ -20,6 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mmeffformer.utils.export_mode import is_exporting
+from mmeffformer.utils.torch_features import has_eye
 
 
 def _neighbour_counts(length: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
@@ -68,21 +68,10 @@ def _linear_weights(out_size: int, in_size: int, like: torch.Tensor) -> torch.Te
     (``align_corners=False``), taken from PyTorch's own 1-D kernel so the
     sampling positions are exactly those of ``F.interpolate``.
     """
-    dtype = like.dtype if _has_eye(like.dtype, like.device.type) else torch.float32
+    dtype = like.dtype if has_eye(like.dtype, like.device.type) else torch.float32
     eye = torch.eye(in_size, device=like.device, dtype=dtype).unsqueeze(0)
     weights = F.interpolate(eye, size=out_size, mode='linear', align_corners=False)[0]
     return weights.to(like.dtype)
-
-
-@functools.lru_cache(maxsize=None)
-def _has_eye(dtype: torch.dtype, device_type: str) -> bool:
-    """Whether ``torch.eye`` exists for ``dtype`` (older torch has no bf16 one on the CPU;
-    the weights are then computed in float32 and rounded, equal within one bf16 ulp)."""
-    try:
-        torch.eye(1, dtype=dtype, device=device_type)
-        return True
-    except RuntimeError:
-        return False
 
 
 def resize_bilinear(x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
