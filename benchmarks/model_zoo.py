@@ -1,38 +1,29 @@
-"""The model zoo: every config's backbone, cost, CPU latency, published results and weights.
+"""What does each config cost: backbone parameters, whole-model GMACs and CPU latency?
 
-Usage:
-    python benchmarks/model_zoo.py [--repeats 3]   # measure, then write the three files
-    python benchmarks/model_zoo.py --render-only   # rewrite them from docs/model_zoo.json
-
-Writes docs/model_zoo.json (the measurements), docs/model_zoo.md (the table) and
-configs/metafile.yml (OpenMMLab's model-index format, read by ``mim``). Latency: one
-inference per image of the whole model with random weights, batch 1, this machine's
-threads, median of ``--repeats`` after the warm-up; fp32 eval and the fastest PyTorch
-mode here (deploy mode, in bf16 where the CPU has native bf16).
+Every config a user trains from (the recipes and the swap-in examples; ``configs/demo/``
+trains on synthetic data and is left out): the whole model at its recipe's input size,
+random weights, batch 1, fp32 eval and the fastest PyTorch mode here (deploy mode, in bf16
+where the CPU has native bf16). The entry point also renders ``docs/model_zoo.md`` and
+``configs/metafile.yml`` (OpenMMLab's model index, read by ``mim``) from every machine's
+results.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import List, Optional
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
+from benchmarks.common import ROOT, deployed, describe_machine, medians, section_header, table
+from mmeffformer.utils import cpu_has_native_bf16
+from mmeffformer.utils.model_analysis import build_model, count_flops, count_params, model_call
 
-from benchmarks.common import ROOT, WARMUP, machine_description  # noqa: E402
-from mmeffformer.utils.model_analysis import (  # noqa: E402
-    build_model,
-    count_flops,
-    count_params,
-    model_call,
-)
-
-JSON = ROOT / 'docs' / 'model_zoo.json'
-TABLE = ROOT / 'docs' / 'model_zoo.md'
+NAME = 'model_zoo'
+TITLE = 'Model zoo'
+QUICK = dict(configs=['configs/semfpn_effformer_l1_ade20k.py'], repeats=2)
+PAGE = ROOT / 'docs' / 'model_zoo.md'
 METAFILE = ROOT / 'configs' / 'metafile.yml'
 
 PAPERS = {
@@ -66,6 +57,12 @@ def zoo_configs() -> List[Path]:
     return sorted(path for folder in folders for path in folder.glob('*.py'))
 
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        '--configs', nargs='+', default=[str(p.relative_to(ROOT)) for p in zoo_configs()]
+    )
+
+
 def describe(config: Path) -> dict:
     """Facts read from the config itself: task, variant, input size, weights URL."""
     from mmengine.config import Config
@@ -75,16 +72,12 @@ def describe(config: Path) -> dict:
     family = 'EfficientFormerV2' if backbone.type.endswith('V2') else 'EfficientFormer'
     variant = backbone.arch if family == 'EfficientFormer' else f'v2-{backbone.arch}'
     task = 'segmentation' if cfg.get('default_scope') == 'mmseg' else 'detection'
-    name = config.stem
-    recipe = name.startswith(('maskrcnn_', 'semfpn_')) and config.parent.name == 'configs'
+    recipe = config.name.startswith(('maskrcnn_', 'semfpn_')) and config.parent.name == 'configs'
     published = PUBLISHED.get(variant, {}) if recipe else {}
-    results = (
-        {k: published[k] for k in ('box', 'mask') if k in published}
-        if task == 'detection'
-        else {k: published[k] for k in ('miou',) if k in published}
-    )
+    keys = ('box', 'mask') if task == 'detection' else ('miou',)
+    results = {k: published[k] for k in keys if k in published}
     return dict(
-        name=name,
+        name=config.stem,
         config=str(config.relative_to(ROOT)),
         family=family,
         variant=variant,
@@ -97,34 +90,58 @@ def describe(config: Path) -> dict:
     )
 
 
-def measure(config: Path, repeats: int) -> dict:
-    """Backbone parameters, whole-model MACs and latency (eval fp32 and fastest mode)."""
-    import copy
-
-    from mmeffformer.models import switch_to_deploy
-    from mmeffformer.utils import interleaved_medians
-    from mmeffformer.utils.cpu_facts import cpu_has_native_bf16
-
-    row = describe(config)
+def measure_config(config: Path, repeats: int) -> dict:
+    """Backbone parameters, whole-model MACs and latency (eval fp32 and the fastest mode)."""
+    facts = describe(config)
     model, scope = build_model(str(config), 'model')
-    size = tuple(row['size'])
+    size = tuple(facts['size'])
     dtype = torch.bfloat16 if cpu_has_native_bf16() else None
     fastest = 'deploy bf16' if dtype is not None else 'deploy fp32'
-    deployed = switch_to_deploy(copy.deepcopy(model), sizes=[size], dtype=dtype)
     eval_call = model_call(model, scope, 'model', 1, *size, 'cpu')
-    times = interleaved_medians(
-        {'eval fp32': eval_call, fastest: model_call(deployed, scope, 'model', 1, *size, 'cpu')},
-        WARMUP,
+    fast = deployed(model, size, dtype=dtype)
+    times = medians(
+        {'eval fp32': eval_call, fastest: model_call(fast, scope, 'model', 1, *size, 'cpu')},
         repeats,
     )
-    row.update(
+    return dict(
+        config=facts['config'],
         backbone_params=count_params(model.backbone),
         macs=count_flops(eval_call) // 2,
-        latency_eval_ms=times['eval fp32'],
+        eval_ms=times['eval fp32'],
         fastest_mode=fastest,
-        latency_fastest_ms=times[fastest],
+        fastest_ms=times[fastest],
     )
-    return row
+
+
+def measure(args: argparse.Namespace) -> dict:
+    from mmeffformer.utils import keep_freed_memory
+
+    keep_freed_memory()  # as the tools do
+    records = []
+    for config in args.configs:
+        records.append(measure_config((ROOT / config).resolve(), args.repeats))
+        print(records[-1], flush=True)
+    method = (
+        f'The whole model per image at its input size, batch 1, random weights, median of '
+        f"{args.repeats} calls after 2 warm-up calls. GMACs: counted with torch's "
+        'FlopCounterMode on the executed operators (RoIAlign and NMS not counted).'
+    )
+    return dict(method=method, repeats=args.repeats, records=records)
+
+
+def render(section: dict, machine: dict) -> List[str]:
+    body = [
+        [
+            r['config'],
+            f'{r["backbone_params"] / 1e6:.2f}',
+            f'{r["macs"] / 1e9:.1f}',
+            f'{r["eval_ms"]:.0f}',
+            f'{r["fastest_ms"]:.0f} ({r["fastest_mode"]})',
+        ]
+        for r in section['records']
+    ]
+    header = ['config', 'backbone params (M)', 'GMACs', 'eval fp32 (ms)', 'fastest PyTorch (ms)']
+    return [*section_header(section), *table(header, body), '']
 
 
 def _metric_cells(row: dict) -> str:
@@ -133,59 +150,6 @@ def _metric_cells(row: dict) -> str:
         box, mask = published.get('box'), published.get('mask')
         return f'{box} / {mask}' if box is not None else '- / -'
     return str(published['miou']) if 'miou' in published else '-'
-
-
-def render_table(results: dict) -> str:
-    native_bf16 = results['fastest_mode'] == 'deploy bf16'
-    lines = [
-        '# Model zoo',
-        '',
-        'Every config in `configs/` (the recipes and the swap-in examples; `configs/demo/` '
-        'trains on synthetic data and is left out). Each starts from the ImageNet weights in '
-        'its last column: the URL is downloaded once into the checkpoint cache '
-        '([checkpoints.md](checkpoints.md)). No COCO / ADE20K weights are published at a '
-        'direct URL, so the '
-        'box AP / mask AP (Mask R-CNN 1x, COCO val) and mIoU (Semantic FPN 40k, ADE20K val) '
-        "are the papers' figures for the recipe, not reproduced here; `-` where no figure "
-        'is published.',
-        '',
-        "The ImageNet files: V1 as mmpretrain converted them from the authors' releases (its "
-        'file names carry the start of the sha256, which the download checks), V2 as timm '
-        "converted them (Hugging Face hub). L3, L7 and the V2 files are the ones the authors' "
-        'recipes start from (300 epochs for V1, 450 for V2). For L1 the recipe starts from the '
-        '300-epoch file `efficientformer_l1_300d.pth`, published on Google Drive only; both '
-        "converted L1 files are the authors' 1000-epoch L1 (80.2% top-1 against 79.2%). Use "
-        'the 300-epoch file with `--cfg-options model.backbone.init_cfg.checkpoint=PATH`.',
-        '',
-        f'Measured: {results["machine"]}; command: `{results["command"]}`. Backbone '
-        'parameters include the attention-bias tables of the downstream recipe. GMACs '
-        '(OpenMMLab\'s "FLOPs"): the whole model at its input size, counted with torch '
-        'FlopCounterMode on the executed operators (RoIAlign and NMS not counted). Latency: '
-        "the whole model per image, batch 1, random weights (a detector's RoI-head cost "
-        'depends on how many proposals survive, so its figure is indicative), median of '
-        f'{results["repeats"]} runs. The fastest PyTorch mode is deploy mode, in bf16 on CPUs '
-        f'with native bf16 (AMX or AVX512-BF16){"" if native_bf16 else ", which this CPU lacks"}; '
-        'without it deploy runs in fp32 and is '
-        'within the noise of eval, and an exported model in ONNX Runtime or OpenVINO is the faster '
-        'path ([exported_models.md](exported_models.md)). Timings vary by 10-30% between runs on '
-        'this machine.',
-        '',
-        f'| config | backbone | params (M) | input | GMACs | fp32 eval (ms) '
-        f'| {results["fastest_mode"]} (ms) | box AP / mask AP | mIoU | published in '
-        '| ImageNet weights |',
-        '|---|---|---|---|---|---|---|---|---|---|---|',
-    ]
-    for row in results['rows']:
-        det = row['task'] == 'detection'
-        lines.append(
-            f'| [{row["name"]}](../{row["config"]}) | {row["variant"]} '
-            f'| {row["backbone_params"] / 1e6:.2f} | {row["size"][0]}x{row["size"][1]} '
-            f'| {row["macs"] / 1e9:.1f} | {row["latency_eval_ms"]:.0f} '
-            f'| {row["latency_fastest_ms"]:.0f} '
-            f'| {_metric_cells(row) if det else ""} | {"" if det else _metric_cells(row)} '
-            f'| {row["source"] or "-"} | {row["weights"]} |'
-        )
-    return '\n'.join(lines) + '\n'
 
 
 def _results_entries(row: dict) -> Optional[list]:
@@ -204,8 +168,91 @@ def _results_entries(row: dict) -> Optional[list]:
     ]
 
 
-def render_metafile(results: dict) -> str:
-    """OpenMMLab's metafile: a collection per paper, a model per config."""
+def _zoo_machines(all_results: List[dict]) -> List[dict]:
+    """The results files with a model-zoo section, each as ``(machine, section)``."""
+    return [r for r in all_results if NAME in r['benchmarks']]
+
+
+def render_page(all_results: List[dict]) -> str:
+    """docs/model_zoo.md: every config's facts, and one latency column pair per machine."""
+    machines = _zoo_machines(all_results)
+    lines = [
+        '# Model zoo',
+        '',
+        'Every config in `configs/` (the recipes and the swap-in examples; `configs/demo/` '
+        'trains on synthetic data and is left out). Each starts from the ImageNet weights in '
+        'its last column: the URL is downloaded once into the checkpoint cache '
+        '([checkpoints.md](checkpoints.md)). No COCO / ADE20K weights are published at a '
+        'direct URL, so box AP / mask AP (Mask R-CNN 1x, COCO val) and mIoU (Semantic FPN 40k, '
+        "ADE20K val) are the papers' figures for the recipe, not reproduced here; `-` where no "
+        'figure is published.',
+        '',
+        "The ImageNet files: V1 as mmpretrain converted them from the authors' releases (its "
+        'file names carry the start of the sha256, which the download checks), V2 as timm '
+        "converted them (Hugging Face hub). L3, L7 and the V2 files are the ones the authors' "
+        'recipes start from (300 epochs for V1, 450 for V2). For L1 the recipe starts from the '
+        '300-epoch file `efficientformer_l1_300d.pth`, published on Google Drive only; both '
+        "converted L1 files are the authors' 1000-epoch L1 (80.2% top-1 against 79.2%). Use "
+        'the 300-epoch file with `--cfg-options model.backbone.init_cfg.checkpoint=PATH`.',
+        '',
+        'Backbone parameters include the attention-bias tables of the downstream recipe. GMACs '
+        '(OpenMMLab\'s "FLOPs") and latency: `python -m benchmarks model_zoo`, the whole model '
+        "per image with random weights (a detector's RoI-head cost depends on how many "
+        'proposals survive, so its figure is indicative). Latency columns, one pair per '
+        'machine ([benchmarks.md](benchmarks.md) says how to read them):',
+        '',
+    ]
+    for index, results in enumerate(machines, 1):
+        section = results['benchmarks'][NAME]
+        lines.append(
+            f'{index}. {describe_machine(results["machine"])}; {section["date"]}, commit '
+            f'{section["commit"]}, median of {section["repeats"]} calls.'
+        )
+    by_machine = [
+        {r['config']: r for r in results['benchmarks'][NAME]['records']} for results in machines
+    ]
+    header = ['config', 'backbone', 'params (M)', 'input', 'GMACs']
+    for index in range(1, len(machines) + 1):
+        header += [f'eval fp32 ms ({index})', f'fastest PyTorch ms ({index})']
+    header += ['box AP / mask AP', 'mIoU', 'published in', 'ImageNet weights']
+    body = []
+    for config in zoo_configs():
+        facts = describe(config)
+        known = [m[facts['config']] for m in by_machine if facts['config'] in m]
+        if not known:
+            continue
+        det = facts['task'] == 'detection'
+        row = [
+            f'[{facts["name"]}](../{facts["config"]})',
+            facts['variant'],
+            f'{known[0]["backbone_params"] / 1e6:.2f}',
+            f'{facts["size"][0]}x{facts["size"][1]}',
+            f'{known[0]["macs"] / 1e9:.1f}',
+        ]
+        for measured in by_machine:
+            record = measured.get(facts['config'])
+            row += (
+                [
+                    f'{record["eval_ms"]:.0f}',
+                    f'{record["fastest_ms"]:.0f} ({record["fastest_mode"]})',
+                ]
+                if record
+                else ['-', '-']
+            )
+        cells = _metric_cells(facts)
+        row += [
+            cells if det else '',
+            '' if det else cells,
+            facts['source'] or '-',
+            facts['weights'],
+        ]
+        body.append(row)
+    return '\n'.join([*lines, '', *table(header, body)]) + '\n'
+
+
+def render_metafile(all_results: List[dict]) -> str:
+    """OpenMMLab's metafile: a collection per paper, a model per config, inference times
+    from every machine's model-zoo section."""
     import yaml
 
     collections = [
@@ -217,93 +264,54 @@ def render_metafile(results: dict) -> str:
         )
         for family, (url, title) in PAPERS.items()
     ]
+    machines = _zoo_machines(all_results)
     models = []
-    for row in results['rows']:
-        det = row['task'] == 'detection'
+    for config in zoo_configs():
+        facts = describe(config)
+        measured = [
+            (r['machine'], rec)
+            for r in machines
+            for rec in r['benchmarks'][NAME]['records']
+            if rec['config'] == facts['config']
+        ]
+        if not measured:
+            continue
+        det = facts['task'] == 'detection'
+        times = [
+            {
+                'value': round(record[key], 1),
+                'hardware': f'CPU ({machine["cpu"]}, {machine["threads"]} threads)',
+                'backend': 'PyTorch',
+                'batch size': 1,
+                'mode': mode,
+                'resolution': list(facts['size']),
+            }
+            for machine, record in measured
+            for key, mode in (('eval_ms', 'fp32 eval'), ('fastest_ms', record['fastest_mode']))
+        ]
         entry = {
-            'Name': row['name'],
-            'In Collection': row['family'],
-            'Config': row['config'],
+            'Name': facts['name'],
+            'In Collection': facts['family'],
+            'Config': facts['config'],
             'Metadata': {
                 'Training Data': 'COCO' if det else 'ADE20K',
-                'Architecture': [row['family'], row['detector']],
-                'Backbone': row['variant'],
-                'Pretrained': row['weights'],
-                'Parameters': row['backbone_params'],
-                'FLOPs': row['macs'],
-                'inference time (ms/im)': [
-                    {
-                        'value': round(row[key], 1),
-                        'hardware': results['cpu'],
-                        'backend': 'PyTorch',
-                        'batch size': 1,
-                        'mode': mode,
-                        'resolution': list(row['size']),
-                    }
-                    for key, mode in (
-                        ('latency_eval_ms', 'fp32 eval'),
-                        ('latency_fastest_ms', row['fastest_mode']),
-                    )
-                ],
+                'Architecture': [facts['family'], facts['detector']],
+                'Backbone': facts['variant'],
+                'Pretrained': facts['weights'],
+                'Parameters': measured[0][1]['backbone_params'],
+                'FLOPs': measured[0][1]['macs'],
+                'inference time (ms/im)': times,
             },
         }
-        entries = _results_entries(row)
+        entries = _results_entries(facts)
         if entries:
             entry['Results'] = entries
-            entry['Results Source'] = row['source']
+            entry['Results Source'] = facts['source']
         models.append(entry)
     header = (
-        '# Written by benchmarks/model_zoo.py from docs/model_zoo.json: edit that script.\n'
+        '# Rendered by `python -m benchmarks render` from docs/results/*.json: do not edit.\n'
         "# Results are the papers' published figures for the recipe (no trained weights are\n"
         '# published at a direct URL); Pretrained is the ImageNet file the config starts from.\n'
     )
     body = yaml.safe_dump(dict(Collections=collections, Models=models), sort_keys=False, width=200)
     return header + body
-
-
-def write_all(results: dict) -> None:
-    TABLE.write_text(render_table(results))
-    METAFILE.write_text(render_metafile(results))
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--repeats', type=int, default=3)
-    parser.add_argument('--render-only', action='store_true')
-    parser.add_argument('--configs', nargs='+', help='measure only these (keeps the others)')
-    args = parser.parse_args(argv)
-    if args.render_only:
-        write_all(json.loads(JSON.read_text()))
-        return 0
-    from mmeffformer.utils import keep_freed_memory
-    from mmeffformer.utils.cpu_facts import cpu_info
-
-    keep_freed_memory()  # as the tools do
-    known: Dict[str, dict] = {}
-    if args.configs and JSON.is_file():
-        known = {row['config']: row for row in json.loads(JSON.read_text())['rows']}
-    wanted = {str(Path(c).resolve().relative_to(ROOT)) for c in args.configs or []}
-    rows = []
-    for config in zoo_configs():
-        relative = str(config.relative_to(ROOT))
-        if wanted and relative not in wanted and relative in known:
-            rows.append({**known[relative], **describe(config)})
-            continue
-        row = measure(config, args.repeats)
-        print(json.dumps(row), flush=True)
-        rows.append(row)
-    results = dict(
-        machine=machine_description(),
-        cpu=f'CPU ({cpu_info()["model"]}, {torch.get_num_threads()} threads)',
-        command=f'python benchmarks/model_zoo.py --repeats {args.repeats}',
-        repeats=args.repeats,
-        fastest_mode=rows[0]['fastest_mode'],
-        rows=rows,
-    )
-    JSON.write_text(json.dumps(results, indent=1) + '\n')
-    write_all(results)
-    return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())

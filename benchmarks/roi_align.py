@@ -1,41 +1,32 @@
-"""RoIAlign at COCO sizes: mmcv's kernel against the matmul RoIAlign, op, extractor and model.
-
-Usage: python benchmarks/roi_align.py [--repeats 5] [--skip-model]
-Writes docs/roi_align.json and docs/roi_align.md (one run, one machine).
+"""Is the matmul RoIAlign faster than mmcv's at COCO sizes: one op, the extractors, the model?
 
 RoIs: proposal-like boxes on an 800x1216 image (scale log-uniform in 16-600 px, aspect
-ratio e^U(-0.7, 0.7), centres uniform), fixed seed. Features: random, 256 channels on
-the FPN levels of 800x1216 (stride 4: 200x304). Parts:
-
-- op: 1000 RoIs that mmdet's level mapping sends to the stride-4 level (scale < 112 px),
-  7x7 output, adaptive sampling; forward, and forward + backward;
-- extractor: mmdet's ``SingleRoIExtractor`` against ``mmeffformer.MatmulRoIExtractor``,
-  box RoIs (1000, 7x7) and mask RoIs (100, 14x14) over four levels;
-- model: Mask R-CNN l1 at 800x1216 (random weights, predict mode) with each extractor,
-  fp32 eval and deploy, and where the CPU has native bf16 three bf16 deploy forms under
-  autocast (float32 stream, bf16 stream, compiled backbone);
-  torch.profiler's share of the RoIAlign ops and of ``aten::copy_`` in one call.
+ratio e^U(-0.7, 0.7), centres uniform), fixed seed; features: random, 256 channels on the
+FPN levels of 800x1216. Parts: one level (1000 RoIs that mmdet's level mapping sends to
+stride 4, 7x7, forward and forward + backward); mmdet's ``SingleRoIExtractor`` against
+``mmeffformer.MatmulRoIExtractor`` over four levels (1000 box RoIs 7x7, 100 mask RoIs
+14x14); Mask R-CNN l1 at 800x1216 with each extractor, fp32 eval and deploy and, where the
+CPU has native bf16, three bf16 deploy forms, with torch.profiler's share of RoIAlign and
+of ``aten::copy_``.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import json
 import math
-import sys
-from pathlib import Path
 from typing import Callable, Dict, List
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import bf16_autocast, medians, recipe, section_header
+from mmeffformer.utils import cpu_has_native_bf16
 
-from benchmarks.common import ROOT, bf16_autocast, machine_description, medians, recipe  # noqa: E402
-from mmeffformer.utils import cpu_has_native_bf16, keep_freed_memory  # noqa: E402
+NAME = 'roi_align'
+TITLE = 'RoIAlign at COCO sizes'
+QUICK = dict(repeats=2, parts=['op', 'extractor'])
+PARTS = ('op', 'extractor', 'model')
 
-JSON = ROOT / 'docs' / 'roi_align.json'
-PAGE = ROOT / 'docs' / 'roi_align.md'
 IMAGE = (800, 1216)
 STRIDES = (4, 8, 16, 32)
 CHANNELS = 256
@@ -171,7 +162,7 @@ def model_rows(repeats: int) -> List[dict]:
     from mmeffformer.models import switch_to_deploy
     from mmeffformer.utils.model_analysis import build_model_from_cfg, model_call
 
-    cfg = Config.fromfile(recipe('l1', IMAGE))
+    cfg = Config.fromfile(recipe('l1', 'detection'))
     modes = ['fp32 eval', 'deploy fp32']
     # bf16 deploy forms (switch_to_deploy options), each run under autocast for the heads
     bf16_forms = {
@@ -200,52 +191,64 @@ def model_rows(repeats: int) -> List[dict]:
             ms = medians(calls, repeats)
             shares = {mode: profile_shares(calls[mode]) for mode in modes[1:]}
         rows.append(dict(extractor=name, ms=ms, shares=shares))
-        print(json.dumps(rows[-1]), flush=True)
+        print(rows[-1], flush=True)
     return rows
 
 
-def render(results: dict) -> str:
-    lines = [
-        '# RoIAlign at COCO sizes',
-        '',
-        f'Measured: {results["machine"]}; command: `{results["command"]}`. Median of '
-        f'{results["repeats"]} runs after the warm-up, the columns timed in turns. RoIs: '
-        'proposal-like boxes on an 800x1216 image (scale log-uniform in 16-600 px, aspect '
-        'ratio e^U(-0.7, 0.7)); features: random, 256 channels, FPN levels of 800x1216. '
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--parts', nargs='+', default=list(PARTS), choices=PARTS)
+
+
+def measure(args: argparse.Namespace) -> dict:
+    from mmeffformer.utils import keep_freed_memory
+
+    keep_freed_memory()  # as the tools do
+    section = dict(repeats=args.repeats)
+    if 'op' in args.parts:
+        section['op'] = op_rows(args.repeats)
+    if 'extractor' in args.parts:
+        section['extractor'] = extractor_rows(args.repeats)
+    if 'model' in args.parts:
+        section['model'] = model_rows(args.repeats)
+    section['method'] = (
+        f'Median ms of {args.repeats} calls after 2 warm-up calls, the columns timed in turns. '
         'mmcv: `mmcv.ops.RoIAlign` (one thread, float32); matmul: '
-        "`mmeffformer.MatmulRoIExtractor` / its RoIAlign (this machine's threads).",
-        '',
-        '## One level: 1000 RoIs on the 200x304 stride-4 map, 7x7 (ms)',
-        '',
-    ]
-    modes = list(results['op'][0]['ms'])
-    lines.append('| pass | ' + ' | '.join(modes) + ' |')
-    lines.append('|---|' + '---|' * len(modes))
-    for row in results['op']:
-        lines.append(
-            f'| {row["part"]} | ' + ' | '.join(f'{row["ms"][m]:.1f}' for m in modes) + ' |'
-        )
-    forward = results['op'][0]
-    lines += [
-        '',
-        f'Largest difference from mmcv: {forward["max_abs_diff_fp32"]:.1e} in fp32, '
-        f'{forward["max_abs_diff_bf16"]:.1e} in bf16 (features of unit variance).',
-        '',
-        '## Extractors over four levels (ms)',
-        '',
-    ]
-    modes = list(results['extractor'][0]['ms'])
-    lines.append('| RoIs | ' + ' | '.join(modes) + ' | largest fp32 difference |')
-    lines.append('|---|' + '---|' * (len(modes) + 1))
-    for row in results['extractor']:
-        cells = ' | '.join(f'{row["ms"][m]:.1f}' for m in modes)
-        label = f'{row["rois"]}: {row["count"]}, {row["output"]}x{row["output"]}'
-        lines.append(f'| {label} | {cells} | {row["max_abs_diff_fp32"]:.1e} |')
+        "`mmeffformer.MatmulRoIExtractor` and its RoIAlign (this machine's threads)."
+    )
+    return section
+
+
+def render(results: dict, machine: dict) -> List[str]:
+    lines = section_header(results)
+    if results.get('op'):
+        modes = list(results['op'][0]['ms'])
+        lines += ['One level, 1000 RoIs on the 200x304 stride-4 map, 7x7 (ms):', '']
+        lines.append('| pass | ' + ' | '.join(modes) + ' |')
+        lines.append('|---|' + '---|' * len(modes))
+        for row in results['op']:
+            cells = ' | '.join(f'{row["ms"][m]:.1f}' for m in modes)
+            lines.append(f'| {row["part"]} | {cells} |')
+        forward = results['op'][0]
+        lines += [
+            '',
+            f'Largest difference from mmcv: {forward["max_abs_diff_fp32"]:.1e} in fp32, '
+            f'{forward["max_abs_diff_bf16"]:.1e} in bf16 (features of unit variance).',
+            '',
+        ]
+    if results.get('extractor'):
+        modes = list(results['extractor'][0]['ms'])
+        lines += ['Extractors over four levels (ms):', '']
+        lines.append('| RoIs | ' + ' | '.join(modes) + ' | largest fp32 difference |')
+        lines.append('|---|' + '---|' * (len(modes) + 1))
+        for row in results['extractor']:
+            cells = ' | '.join(f'{row["ms"][m]:.1f}' for m in modes)
+            label = f'{row["rois"]}: {row["count"]}, {row["output"]}x{row["output"]}'
+            lines.append(f'| {label} | {cells} | {row["max_abs_diff_fp32"]:.1e} |')
+        lines.append('')
     if results.get('model'):
         modes = list(results['model'][0]['ms'])
         lines += [
-            '',
-            '## Mask R-CNN l1, 800x1216, whole model (ms per image)',
+            'Mask R-CNN l1, 800x1216, whole model (ms per image):',
             '',
             '| RoI extractor | ' + ' | '.join(modes) + ' |',
             '|---|' + '---|' * len(modes),
@@ -263,37 +266,5 @@ def render(results: dict) -> str:
                 for m in shared
             )
             lines.append(f'| {row["extractor"]} | {cells} |')
-        if len(modes) == 2:
-            lines += [
-                '',
-                'This CPU has no native bf16 (PyTorch emulates it, slower than fp32), so the '
-                'bf16 whole-model column is left out.',
-            ]
-    return '\n'.join(lines) + '\n'
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--repeats', type=int, default=5)
-    parser.add_argument('--skip-model', action='store_true', help='op and extractors only')
-    args = parser.parse_args(argv)
-    keep_freed_memory()
-    results = dict(
-        machine=machine_description(),
-        command='python benchmarks/roi_align.py --repeats '
-        f'{args.repeats}{" --skip-model" if args.skip_model else ""}',
-        repeats=args.repeats,
-        op=op_rows(args.repeats),
-    )
-    print(json.dumps(results['op']), flush=True)
-    results['extractor'] = extractor_rows(args.repeats)
-    print(json.dumps(results['extractor']), flush=True)
-    if not args.skip_model:
-        results['model'] = model_rows(args.repeats)
-    JSON.write_text(json.dumps(results, indent=1) + '\n')
-    PAGE.write_text(render(results))
-    return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())
+        lines.append('')
+    return lines

@@ -1,137 +1,165 @@
-"""What a CPU training step of the demo's Mask R-CNN costs, and what each speed lever buys.
+"""What does one training step cost: time and memory, eager, bf16 and compiled?
 
-Usage: python benchmarks/train_step.py [--checkpoint demo_out/maskrcnn/iter_N.pth]
-           [--steps 6] [--out docs/train_step.md]
-
-Each row is a fresh process (denormal flushing lasts for a process) that builds the
-demo detector (configs/demo, EfficientFormer-l1, 4 images of 160x160), loads
-``--checkpoint`` if given (a trained detector has the positives a late training step
-has; a fresh one has almost none, so its mask head is nearly idle), and times
-``train_step`` (forward, backward, optimizer) on the same training batches: median of
-``--steps`` after 2 warm-ups. Rows add one lever at a time.
+The recipes' Semantic FPN (2 images of 512x512, random labels over the 150 classes) and
+Mask R-CNN (1 image of 512x512 with 4 boxes and their masks), random weights, AdamW, one
+fixed batch; ``train_step`` as mmengine's runner calls it: eager fp32, eager under bf16
+autocast (``--amp`` with bf16; only where the CPU has native bf16), and wrapped in
+``torch.compile`` as ``tools/train.py --compile`` has the runner do. Each row runs in a
+process of its own, so its peak resident memory is its own.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import copy
+import multiprocessing
+import resource
 import statistics
-import subprocess
-import sys
 import time
-from pathlib import Path
+from concurrent.futures import ProcessPoolExecutor
+from typing import Dict, List
 
-ROOT = Path(__file__).resolve().parents[1]
-CONFIG = ROOT / 'configs' / 'demo' / 'maskrcnn_effformer_l1_synthetic.py'
+import torch
 
-#: (row name, settings), each row adding a lever to the one above it.
-ROWS = (
-    ('before: per-tensor AdamW, denormals kept, 512 RoIs, every positive', {}),
-    ('+ denormals flushed', dict(flush=True)),
-    ('+ fused AdamW', dict(flush=True, fused=True)),
-    ('+ mask head: 8 positives per image', dict(flush=True, fused=True, mask=8)),
-    ('+ bf16 autocast', dict(flush=True, fused=True, mask=8, bf16=True)),
-    (
-        '+ RoIAlign as matmuls (MatmulRoIExtractor)',
-        dict(flush=True, fused=True, mask=8, bf16=True, matmul=True),
-    ),
+from benchmarks.common import (
+    ROOT,
+    TASK_NAMES,
+    TASKS,
+    VARIANTS,
+    fmt,
+    section_header,
+    table,
 )
+from mmeffformer.utils import cpu_has_native_bf16
+
+NAME = 'train_step'
+TITLE = 'Training step'
+QUICK = dict(tasks=['segmentation'], modes=['eager fp32'], steps=2)
+SIZE = (512, 512)
+MODES = ('eager fp32', 'eager bf16', 'compiled fp32')
 
 
-def time_steps(settings: dict, checkpoint: str, steps: int, data: str) -> dict:
-    """Runs in the child process: median seconds of a training step under ``settings``."""
-    import torch
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--variant', default='l1', choices=VARIANTS)
+    parser.add_argument('--tasks', nargs='+', default=list(TASKS), choices=list(TASKS))
+    parser.add_argument('--modes', nargs='+', default=list(MODES), choices=MODES)
+    parser.add_argument('--steps', type=int, default=5, help='timed steps after two warm-ups')
 
-    sys.path.insert(0, str(ROOT))
-    from mmeffformer.utils import flush_denormals, keep_freed_memory
 
-    if settings.get('flush'):
-        flush_denormals()
+def segmentation_batch(generator: torch.Generator) -> dict:
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+
+    inputs, samples = [], []
+    for _ in range(2):
+        inputs.append(torch.randint(0, 256, (3, *SIZE), dtype=torch.uint8, generator=generator))
+        sample = SegDataSample(metainfo=dict(img_shape=SIZE, ori_shape=SIZE, pad_shape=SIZE))
+        sample.gt_sem_seg = PixelData(data=torch.randint(0, 150, (1, *SIZE), generator=generator))
+        samples.append(sample)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def detection_batch(generator: torch.Generator) -> dict:
+    import numpy as np
+    from mmdet.structures import DetDataSample
+    from mmdet.structures.mask import BitmapMasks
+    from mmengine.structures import InstanceData
+
+    height, width = SIZE
+    corners = torch.rand(4, 2, generator=generator) * torch.tensor([width - 160, height - 160])
+    sides = 48 + torch.rand(4, 2, generator=generator) * 112
+    boxes = torch.cat([corners, corners + sides], 1)
+    masks = np.zeros((4, height, width), dtype=np.uint8)
+    for mask, (x0, y0, x1, y1) in zip(masks, boxes.round().int().tolist()):
+        mask[y0:y1, x0:x1] = 1
+    meta = dict(img_shape=SIZE, ori_shape=SIZE, scale_factor=(1.0, 1.0), flip=False)
+    sample = DetDataSample(metainfo=meta)
+    sample.gt_instances = InstanceData(
+        bboxes=boxes,
+        labels=torch.randint(0, 80, (4,), generator=generator),
+        masks=BitmapMasks(masks, height, width),
+    )
+    image = torch.randint(0, 256, (3, *SIZE), dtype=torch.uint8, generator=generator)
+    return dict(inputs=[image], data_samples=[sample])
+
+
+BATCHES = {'segmentation': segmentation_batch, 'detection': detection_batch}
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def one_row(task: str, variant: str, mode: str, steps: int) -> dict:
+    """Runs in a fresh process: seconds of the first step and median of ``steps`` more."""
     from mmengine.config import Config
-    from mmengine.runner import Runner, load_checkpoint
-
-    import mmeffformer  # noqa: F401
-    from mmeffformer.engine import amp_optim_wrapper
-    from tests.helpers.downstream import build_from_config
-
-    keep_freed_memory()
-    cfg = Config.fromfile(str(CONFIG))
-    cfg.train_dataloader.dataset.data_root = f'{data}/coco/'
-    cfg.train_dataloader.update(num_workers=0, persistent_workers=False)
-    cfg.model.train_cfg.rcnn.sampler.num = 128
-    cfg.optim_wrapper.optimizer.fused = bool(settings.get('fused'))
-    if settings.get('mask'):
-        cfg.model.roi_head.mask_positives_per_image = settings['mask']
-    else:
-        cfg.model.roi_head.type = 'StandardRoIHead'
-        cfg.model.roi_head.pop('mask_positives_per_image', None)
-    if not settings.get('matmul'):  # mmdet's extractor, mmcv's compiled RoIAlign
-        for extractor in ('bbox_roi_extractor', 'mask_roi_extractor'):
-            cfg.model.roi_head[extractor].type = 'SingleRoIExtractor'
-    if settings.get('bf16'):
-        cfg.optim_wrapper = amp_optim_wrapper(cfg.optim_wrapper, 'cpu', 'bfloat16')
-    model = build_from_config(cfg, 'mmdet')
-    if checkpoint:
-        load_checkpoint(model, checkpoint, logger='silent')
     from mmengine.optim import build_optim_wrapper
 
-    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
-    batches = iter(Runner.build_dataloader(cfg.train_dataloader, seed=0))
+    from mmeffformer.engine import amp_optim_wrapper
+    from mmeffformer.utils import keep_freed_memory
+    from mmeffformer.utils.model_analysis import build_model_from_cfg
+
+    keep_freed_memory()  # as the tools do
+    before = _peak_mib()
+    cfg = Config.fromfile(str(ROOT / 'configs' / TASKS[task].format(variant)))
     torch.manual_seed(0)
-    seconds = []
-    for index in range(steps + 2):
-        batch = next(batches)
+    model = build_model_from_cfg(cfg, 'model').train()
+    optim = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-4))
+    if mode == 'eager bf16':
+        optim = amp_optim_wrapper(optim, 'cpu', 'bfloat16')
+    if mode.startswith('compiled'):
+        model.train_step = torch.compile(model.train_step)  # what mmengine's runner does
+    optim_wrapper = build_optim_wrapper(model, optim)
+    batch = BATCHES[task](torch.Generator().manual_seed(0))
+
+    def step() -> float:
         start = time.perf_counter()
-        model.train_step(batch, optim_wrapper)
-        if index >= 2:
-            seconds.append(time.perf_counter() - start)
-    return dict(median=statistics.median(seconds), all=seconds)
+        model.train_step(copy.deepcopy(batch), optim_wrapper)
+        return time.perf_counter() - start
+
+    first = step()
+    step()
+    seconds = statistics.median(step() for _ in range(steps))
+    return dict(first_s=first, s=seconds, rss_before_mib=before, rss_peak_mib=_peak_mib())
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--checkpoint', default='', help='a trained demo detector')
-    parser.add_argument('--data', default='data/synthetic')
-    parser.add_argument('--steps', type=int, default=6)
-    parser.add_argument('--out', default='docs/train_step.md')
-    parser.add_argument('--row', type=int, help=argparse.SUPPRESS)  # child process
-    args = parser.parse_args(argv)
-    if args.row is not None:
-        settings = ROWS[args.row][1]
-        print(json.dumps(time_steps(settings, args.checkpoint, args.steps, args.data)))
-        return 0
-
-    sys.path.insert(0, str(ROOT))
-    from mmeffformer.utils.cpu_facts import cpu_info
-
-    info = cpu_info()
-    rows = []
-    for index, (name, _) in enumerate(ROWS):
-        child = subprocess.run(
-            [sys.executable, __file__, '--row', str(index), '--steps', str(args.steps),
-             '--checkpoint', args.checkpoint, '--data', args.data],
-            capture_output=True, text=True, check=True, cwd=ROOT,
-        )  # fmt: skip
-        result = json.loads(child.stdout.strip().splitlines()[-1])
-        rows.append((name, result['median']))
-        print(f'{name}: {result["median"]:.2f} s', flush=True)
-    lines = [
-        '# Demo Mask R-CNN: one CPU training step',
-        '',
-        f'`python benchmarks/train_step.py --checkpoint {args.checkpoint or "(none)"}` on '
-        f'{info["model"]} ({", ".join(info["bf16_flags"]) or "no bf16 flags"}), '
-        f'{__import__("torch").get_num_threads()} threads, one run. EfficientFormer-l1 Mask '
-        'R-CNN, 4 images of 160x160, box sampler 128 RoIs per image; median of '
-        f'{args.steps} steps after 2 warm-ups. Each row adds one lever to the row above.',
-        '',
-        '| setting | seconds per step | vs first row |',
-        '|---|---|---|',
-        *[f'| {name} | {seconds:.2f} | {rows[0][1] / seconds:.2f}x |' for name, seconds in rows],
-    ]
-    Path(args.out).write_text('\n'.join(lines) + '\n')
-    print(f'wrote {args.out}')
-    return 0
+def measure(args: argparse.Namespace) -> dict:
+    modes = [m for m in args.modes if m != 'eager bf16' or cpu_has_native_bf16()]
+    records = []
+    spawn = multiprocessing.get_context('spawn')
+    for task in args.tasks:
+        for mode in modes:
+            with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+                row = pool.submit(one_row, task, args.variant, mode, args.steps).result()
+            records.append(dict(model=f'{TASK_NAMES[task]} {args.variant}', mode=mode, **row))
+            print(records[-1], flush=True)
+    method = (
+        f'Seconds per step: median of {args.steps} steps after the first and one more; the '
+        'first step of a compiled row includes the compilation (shortened by what '
+        "Inductor's on-disk cache holds from earlier runs). Memory: the row's process, peak "
+        'resident set, before building the model and at the end. bf16 rows only where the '
+        'CPU has native bf16.'
+    )
+    return dict(method=method, records=records)
 
 
-if __name__ == '__main__':
-    sys.exit(main())
+def render(section: dict, machine: dict) -> List[str]:
+    eager: Dict[str, float] = {
+        r['model']: r['s'] for r in section['records'] if r['mode'] == 'eager fp32'
+    }
+    body = []
+    for r in section['records']:
+        base = eager.get(r['model'])
+        body.append(
+            [
+                r['model'],
+                r['mode'],
+                f'{r["s"]:.2f}',
+                fmt(r['s'] / base if base else None, 2),
+                f'{r["first_s"]:.1f}',
+                f'{r["rss_peak_mib"]:.0f} ({r["rss_peak_mib"] - r["rss_before_mib"]:.0f})',
+            ]
+        )
+    header = ['model', 'mode', 's / step', 'vs eager fp32 time', 'first step (s)']
+    header.append('peak memory MiB (of it for the model and steps)')
+    return [*section_header(section), *table(header, body), '']

@@ -221,9 +221,9 @@ def main(argv=None) -> int:
     parser.add_argument('--keep-denormals', action='store_true', help='do not flush denormals')
     args = parser.parse_args(argv)
     if not args.default_malloc:
-        keep_freed_memory()  # ~17% faster training steps here (docs/benchmarks.md)
+        keep_freed_memory()  # glibc would fault every feature map in again
     if not args.keep_denormals:
-        flush_denormals()  # 1.15-1.4x faster Mask R-CNN steps here (docs/train_step.md)
+        flush_denormals()  # fresh heads' gradients are full of slow denormals
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data = out / 'data' if args.smoke else Path(args.data)

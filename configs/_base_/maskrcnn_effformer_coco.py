@@ -12,7 +12,7 @@ model = dict(
     ),
     # mmdet's level mapping and RoIAlign semantics; on a CPU the RoIAlign is multi-threaded
     # and runs in the features' dtype (mmcv's kernel: one thread, float32), on a GPU it is
-    # mmcv's kernel (docs/roi_align.md)
+    # mmcv's kernel (`python -m benchmarks roi_align` compares them)
     roi_head=dict(
         bbox_roi_extractor=dict(type='mmeffformer.MatmulRoIExtractor'),
         mask_roi_extractor=dict(type='mmeffformer.MatmulRoIExtractor'),

@@ -23,7 +23,7 @@ model = dict(
     ),
     # CPU budget: at most five objects per image, so far fewer proposals, sampled RoIs
     # and detections than COCO needs; the RoI heads were most of a training step and
-    # of inference (docs/train_step.md). 64 box RoIs per image and 180 iterations took
+    # of inference (torch.profiler). 64 box RoIs per image and 180 iterations took
     # about the time of 128 and 150 and scored higher on each of 3 seeds (README, The demo).
     train_cfg=dict(
         rpn=dict(sampler=dict(num=128)),

@@ -39,8 +39,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         '--keep-denormals',
         action='store_true',
-        help='compute with denormal floats instead of flushing them to zero (slower on x86: '
-        'docs/train_step.md)',
+        help='compute with denormal floats instead of flushing them to zero (slower on x86)',
     )
 
 
@@ -51,7 +50,7 @@ def parse(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
         # The tools own their process: reusing freed memory made CPU steps ~17-50% faster.
         keep_freed_memory()
     if not args.keep_denormals:
-        # Fresh heads' gradients are full of denormals (docs/train_step.md).
+        # Fresh heads' gradients are full of denormals, which x86 computes in microcode.
         flush_denormals()
     return args
 

@@ -9,9 +9,8 @@ def flush_denormals() -> bool:
     """Treat denormal floats as zero on this CPU (returns whether it could).
 
     Training from scratch fills gradients with values below float32's normal
-    range (~1e-38); x86 cores handle those in microcode, far slower. Measured on a
-    fresh Mask R-CNN step (docs/train_step.md): the fc6 weight-gradient matmul went
-    from 254 to 18 ms and the whole step from 2.08 to 1.47 s. The values flushed
+    range (~1e-38); x86 cores handle those in microcode, far slower (profiled on a
+    fresh Mask R-CNN step: the fc6 weight-gradient matmul took 14x as long). The values flushed
     are far below anything a model's output depends on. Per thread: call it before
     torch starts its worker threads, which inherit the setting.
     """

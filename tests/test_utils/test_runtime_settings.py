@@ -6,8 +6,9 @@ What the speed-up rests on, checked through glibc's own accounting (mallinfo2), 
 is exact on every run: with glibc's defaults a fresh process maps a 24 MiB block
 with mmap and unmaps it on free (so the next forward faults its pages in again);
 with freed memory kept, the block is carved from the heap and, freed, stays in the
-heap for reuse. The page-fault and latency effect itself is measured in
-docs/benchmarks.md (a noisy quantity, not bounded in a test).
+heap for reuse. The latency effect itself is measured by
+``python -m benchmarks backbone_latency --default-allocator`` (a noisy quantity, not bounded
+in a test).
 
 flush_denormals and the tools' --keep-denormals run in fresh interpreters (the setting
 is per thread and lasts for the process).

@@ -261,7 +261,7 @@ class EfficientFormerBackboneBase(BaseModule):
         attention's ``q @ k`` inputs and ``attn @ v`` compute in ``dtype``. Rounding the
         stream to ``dtype`` at every block is what accumulates the error of a
         reduced-precision run, and rounded logits are what the softmax amplifies
-        (docs/bf16_error.md).
+        (``python -m benchmarks numeric_error`` measures both).
 
         Always kept in float32: the attention-bias tables, whose bicubic resize is
         computed once per size (served in ``dtype`` when the logits are), and

@@ -45,7 +45,7 @@ class Attention2d(nn.Module):
     #: the logits stay in the compute dtype: at 800x1216 they are 8 x 950 x 950 per block
     #: (8 x 950 x 3800 in the downsampling attention), and float32 logits with float32
     #: talking heads made v2-s0's compiled bf16 deploy 27% slower for a smaller error at
-    #: stride 32 only (1.8e-2 to 1.2e-2; docs/bf16_error.md)
+    #: stride 32 only (1.8e-2 to 1.2e-2 relative)
     float32_logits = False
     #: part a reduced-precision deploy keeps float32: the projection's output can outgrow
     #: the residual stream it joins (cheap: it runs on the stride-32 tokens)

@@ -1,6 +1,6 @@
 """Spatial resampling written for speed on CPU, numerically equal to PyTorch's ops.
 
-Profiling (docs/benchmarks.md) showed two PyTorch CPU kernels far slower than
+Profiling (torch.profiler on the backbones) showed two PyTorch CPU kernels far slower than
 the arithmetic they do at these shapes:
 
 - ``avg_pool2d(3, 1, 1)`` on NCHW maps: ~7.5 ms for a 48x128x128 map, while a

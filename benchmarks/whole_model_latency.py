@@ -1,0 +1,109 @@
+"""How long does a whole detector or segmentor take per image, in PyTorch and in the runtimes?
+
+The recipes' Mask R-CNN (800x1216) and Semantic FPN (512x512) of each variant, batch 1,
+random weights, the columns of a row on the same weights and timed in turns: PyTorch
+``predict`` in fp32 eval and deploy mode and, where the CPU has native bf16, bf16 deploy
+eager and with compiled backbone and neck (under autocast for the heads); ONNX Runtime and
+OpenVINO (its default precision) on the deploy-mode file ``tools/export_onnx.py --part model
+--deploy`` writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from typing import List
+
+import torch
+
+from benchmarks.common import (
+    TASK_NAMES,
+    TASK_SIZES,
+    TASKS,
+    VARIANTS,
+    bf16_autocast,
+    deployed,
+    fmt,
+    medians,
+    pivot,
+    recipe,
+    runtimes_on_file,
+    section_header,
+    size_name,
+    table,
+)
+from mmeffformer.utils import cpu_has_native_bf16
+from mmeffformer.utils.model_analysis import build_model, model_call
+
+NAME = 'whole_model_latency'
+TITLE = 'Whole-model latency'
+QUICK = dict(variants=['l1'], tasks=['segmentation'], repeats=2)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--variants', nargs='+', default=['l1', 'l3', 'v2-s0'], choices=VARIANTS)
+    parser.add_argument('--tasks', nargs='+', default=list(TASKS), choices=list(TASKS))
+
+
+def calls_for(variant: str, task: str, folder: str) -> dict:
+    from mmeffformer.export import export_onnx, exportable
+
+    size = TASK_SIZES[task]
+    model, scope = build_model(recipe(variant, task), 'model')
+    calls = {'eval fp32': model_call(model, scope, 'model', 1, *size, 'cpu')}
+    fast = deployed(model, size)
+    calls['deploy fp32'] = model_call(fast, scope, 'model', 1, *size, 'cpu')
+    if cpu_has_native_bf16():  # emulated bf16 is many times slower than fp32
+        for name, compile in (('deploy bf16', False), ('compiled bf16', True)):
+            low = deployed(model, size, dtype=torch.bfloat16, compile=compile)
+            calls[name] = bf16_autocast(model_call(low, scope, 'model', 1, *size, 'cpu'))
+    path = os.path.join(folder, f'{variant}_{task}.onnx')
+    export_onnx(exportable(fast, scope, 'model'), path, size)
+    image = torch.rand(1, 3, *size).numpy()
+    for runtime in runtimes_on_file(path, ('onnxruntime', 'openvino')).values():
+        precision = runtime.describe().rstrip(')').split(', ')[-1]
+        calls[f'{runtime.name} {precision}'] = lambda runtime=runtime: runtime(image)
+    return calls
+
+
+def measure(args: argparse.Namespace) -> dict:
+    from mmeffformer.utils import keep_freed_memory
+
+    keep_freed_memory()  # as the tools do
+    records = []
+    with tempfile.TemporaryDirectory() as folder:
+        for task in args.tasks:
+            for variant in args.variants:
+                times = medians(calls_for(variant, task, folder), args.repeats)
+                model = f'{TASK_NAMES[task]} {variant}'
+                for column, ms in times.items():
+                    size = size_name(TASK_SIZES[task])
+                    records.append(dict(model=model, size=size, column=column, ms=ms))
+                print(model, {k: round(v) for k, v in times.items()}, flush=True)
+    method = (
+        f'Median ms per image of {args.repeats} calls after 2 warm-up calls, batch 1, random '
+        "weights. PyTorch columns run `predict` with the framework's post-processing; the "
+        'runtime columns run the exported graph (detectors: RPN, NMS and RoIAlign in the graph; '
+        'segmentors: the logits at the input size). compiled: backbone and neck compiled. bf16 '
+        "columns only where the CPU has native bf16. A random Mask R-CNN keeps the RPN's 1000 "
+        'proposals but few final detections.'
+    )
+    return dict(method=method, repeats=args.repeats, records=records)
+
+
+def render(section: dict, machine: dict) -> List[str]:
+    rows, columns, cells = pivot(section['records'], ('model', 'size'), 'column')
+    body = []
+    for row in rows:
+        ms = cells[row]
+        best = min(ms.values())
+        pytorch = min(v for k, v in ms.items() if k.split()[0] in ('eval', 'deploy', 'compiled'))
+        openvino = next((v for k, v in ms.items() if k.startswith('openvino')), None)
+        body.append(
+            [*row, *[fmt(ms.get(c), 0) for c in columns]]
+            + [f'{ms["eval fp32"] / best:.2f}x', fmt(pytorch / openvino if openvino else None, 2)]
+        )
+    header = ['model', 'input', *[f'{c} (ms)' for c in columns]]
+    header += ['fastest vs eval fp32', 'fastest PyTorch / OpenVINO']
+    return [*section_header(section), *table(header, body), '']
