@@ -56,7 +56,12 @@ def benchmark_parser(module, quick: bool = False) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f'python -m benchmarks {module.NAME}', description=module.__doc__.splitlines()[0]
     )
-    parser.add_argument('--repeats', type=int, default=5, help='timed calls after 2 warm-ups')
+    parser.add_argument(
+        '--repeats',
+        type=int,
+        default=getattr(module, 'REPEATS', 5),
+        help='timed calls after 2 warm-ups',
+    )
     parser.add_argument('--quick', action='store_true', help='a small form, to check the suite')
     parser.add_argument('--results', type=Path, default=RESULTS, help='results folder')
     parser.add_argument('--no-render', action='store_true', help='leave the pages as they are')
@@ -165,7 +170,8 @@ def measured_block(results: dict) -> List[str]:
             [f'{record["model"]} training step (512x512), {record["mode"]}', f'{record["s"]:.2f} s']
         )
     lines = [
-        f'One run of `python -m benchmarks` on {describe_machine(machine)}; every figure is in '
+        f'`python -m benchmarks` on {describe_machine(machine)}, {_dates(results)}; every '
+        'figure is in '
         f'[docs/results/{tag}.json](docs/results/{tag}.json), with the tables on '
         f'[docs/results/{tag}.md](docs/results/{tag}.md). Batch 1, random weights, median '
         'ms; backbone and whole-model rows read: fp32 eval / fastest PyTorch mode / fastest '
@@ -192,18 +198,22 @@ def _headline(records) -> List[str]:
     ]
 
 
+def _dates(results: dict) -> str:
+    dates = sorted({s['date'] for s in results['benchmarks'].values()})
+    return dates[0] if len(dates) == 1 else f'{dates[0]} to {dates[-1]}'
+
+
 def pages_block(all_results: List[dict]) -> List[str]:
     """The list of results pages in docs/benchmarks.md."""
     body = []
     for results in all_results:
         machine = results['machine']
-        dates = sorted(s['date'] for s in results['benchmarks'].values())
         body.append(
             [
                 f'[{machine["tag"]}](results/{machine["tag"]}.md)',
                 describe_machine(machine),
                 ', '.join(results['benchmarks']),
-                f'{dates[0]} to {dates[-1]}' if dates[0] != dates[-1] else dates[0],
+                _dates(results),
             ]
         )
     return table(['results page', 'machine', 'benchmarks', 'measured'], body)

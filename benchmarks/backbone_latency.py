@@ -13,18 +13,24 @@ from __future__ import annotations
 
 import argparse
 import copy
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 from typing import Callable, Dict, List
 
 import torch
 
 from benchmarks.common import (
     PEERS,
+    ROOT,
     VARIANTS,
     bf16_autocast,
     build_backbone,
     deployed,
     fmt,
     has_deploy_mode,
+    load_results,
     medians,
     parse_size,
     pivot,
@@ -114,6 +120,18 @@ def _compiled(model: torch.nn.Module, size, dtype, rewritable: bool) -> torch.nn
     return frozen
 
 
+def default_allocator_records(variant: str, size: str, repeats: int) -> List[dict]:
+    """Eval of one backbone with glibc's default allocator, in a process of its own (keeping
+    freed memory is process-wide)."""
+    with tempfile.TemporaryDirectory() as folder:
+        command = [sys.executable, '-m', 'benchmarks', NAME, '--variants', variant, '--peers']
+        command += ['--sizes', size, '--modes', 'eval', '--repeats', str(repeats)]
+        command += ['--default-allocator', '--no-render', '--results', folder]
+        subprocess.run(command, check=True, cwd=ROOT)
+        (results,) = load_results(Path(folder))
+    return [r for r in results['benchmarks'][NAME]['records'] if r['precision'] == 'fp32']
+
+
 def measure(args: argparse.Namespace) -> dict:
     if not args.default_allocator:
         from mmeffformer.utils import keep_freed_memory
@@ -141,6 +159,8 @@ def measure(args: argparse.Namespace) -> dict:
                     )
                 )
             print(name, text, {f'{k[0]} {k[1]}': round(v, 1) for k, v in times.items()})
+    if 'eval' in args.modes and not (args.default_allocator or args.quick):
+        records += default_allocator_records(args.variants[0], args.sizes[0], args.repeats)
     method = (
         f'Batch 1, random weights, median of {args.repeats} calls after 2 warm-up calls, '
         'the columns of a row timed in turns. eval / deploy / compiled: PyTorch '

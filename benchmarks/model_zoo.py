@@ -22,6 +22,8 @@ from mmeffformer.utils.model_analysis import build_model, count_flops, count_par
 
 NAME = 'model_zoo'
 TITLE = 'Model zoo'
+#: timed calls per config: 17 configs, whole models
+REPEATS = 3
 QUICK = dict(configs=['configs/semfpn_effformer_l1_ade20k.py'], repeats=2)
 PAGE = ROOT / 'docs' / 'model_zoo.md'
 METAFILE = ROOT / 'configs' / 'metafile.yml'
