@@ -68,6 +68,10 @@ setup(
         'export': read_requirements('export.txt'),
         # the runtimes: ONNX Runtime (in export.txt) and OpenVINO
         'deploy': read_requirements('export.txt') + read_requirements('deploy.txt'),
+        # INT8 (tools/quantize.py): the runtimes and NNCF
+        'quantize': read_requirements('export.txt')
+        + read_requirements('deploy.txt')
+        + read_requirements('quantize.txt'),
     },
     classifiers=[
         'License :: OSI Approved :: Apache Software License',

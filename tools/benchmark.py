@@ -110,7 +110,8 @@ def main(argv=None) -> dict:
         '--precision',
         choices=['default', 'fp32', 'bf16'],
         default='default',
-        help="with --backend: the runtime's precision (openvino's default is bf16 on AMX)",
+        help="with --backend: the runtime's precision (openvino's default: bf16 on CPUs with "
+        'AMX or AVX512-BF16)',
     )
     args = parser.parse_args(argv)
     if bool(args.backend) != bool(args.model):

@@ -7,13 +7,15 @@ Usage: python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pk
        python tools/test.py CONFIG MODEL.onnx --backend onnxruntime|openvino
                             [--precision default|fp32|bf16] [--device cpu|cuda]
                             [--out ...] [--show-dir ...] [--cfg-options ...]
+       python tools/test.py CONFIG MODEL.xml [--backend openvino] [...]
 
 The evaluator is the config's (mmdet's CocoMetric, mmseg's IoUMetric); progress
 is logged every few iterations. A checkpoint converted from the authors' files
 with tools/convert_weights.py loads here like any other. A file written by
 tools/export_onnx.py --part model runs in the chosen runtime on the config's
-test data and metric; a file exported from another model than the config's is
-refused before evaluation.
+test data and metric, and so does the INT8 OpenVINO IR of tools/quantize.py
+(MODEL.xml); a file exported from another model than the config's is refused
+before evaluation.
 """
 
 from __future__ import annotations
@@ -64,17 +66,22 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--precision',
         choices=['default', 'fp32', 'bf16'],
         default='default',
-        help="the runtime's precision (openvino's default is bf16 on AMX CPUs)",
+        help="the runtime's precision (openvino's default is bf16 on CPUs with AMX or AVX512-BF16)",
     )
     parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
     args = parse(parser, argv)
-    exported = args.checkpoint.endswith('.onnx')
+    exported = args.checkpoint.endswith(('.onnx', '.xml'))
     if args.backend and not exported:
-        parser.error(f'--backend runs an exported .onnx model, got {args.checkpoint}')
+        parser.error(
+            f'--backend runs an exported .onnx model or an OpenVINO .xml IR, got {args.checkpoint}'
+        )
     if exported and (args.deploy or args.amp):
-        parser.error('--deploy / --amp apply to PyTorch checkpoints, not to an .onnx model')
+        parser.error('--deploy / --amp apply to PyTorch checkpoints, not to an exported model')
+    ir = args.checkpoint.endswith('.xml')
+    if ir and args.backend not in (None, 'openvino'):
+        parser.error(f'an OpenVINO .xml IR runs with --backend openvino, got {args.backend}')
     if exported:
-        args.backend = args.backend or 'onnxruntime'
+        args.backend = args.backend or ('openvino' if ir else 'onnxruntime')
     return args
 
 

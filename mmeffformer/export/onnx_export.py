@@ -140,8 +140,14 @@ def describe(module: nn.Module) -> Dict[str, str]:
 
 
 def read_metadata(path: str) -> Dict[str, str]:
-    """The ``mmeffformer.*`` metadata of an exported file (empty for other files)."""
+    """The ``mmeffformer.*`` metadata of an exported file, ``.onnx`` or the OpenVINO
+    ``.xml`` IR of tools/quantize.py (empty for other files)."""
     import onnx
+
+    if str(path).endswith('.xml'):
+        from mmeffformer.quantization.openvino_int8 import read_ir_metadata
+
+        return {k: v for k, v in read_ir_metadata(path).items() if k != 'precision'}
 
     model = onnx.load(path, load_external_data=False)
     return {

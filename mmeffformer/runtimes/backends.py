@@ -3,10 +3,11 @@
 - ``onnxruntime``: ONNX Runtime; CPU, or CUDA when its provider is installed
   and ``device='cuda'``.
 - ``openvino``: OpenVINO on the CPU. ``precision='default'`` keeps OpenVINO's
-  own choice (bf16 on a CPU with AMX, else fp32); ``'fp32'`` forces float32,
-  ``'bf16'`` asks for bf16.
+  own choice (bf16 on a CPU with native bf16, AMX or AVX512-BF16, else fp32);
+  ``'fp32'`` forces float32, ``'bf16'`` asks for bf16.
 
-Both come with ``pip install 'mmeffformer[deploy]'`` (``make setup`` installs it).
+OpenVINO also runs the INT8 ``.xml`` IR of ``tools/quantize.py``. Both come with
+``pip install 'mmeffformer[deploy]'`` (``make setup`` installs it).
 """
 
 from __future__ import annotations
@@ -118,8 +119,13 @@ def build_backend(
         raise ValueError(f'backend must be one of {BACKENDS}, got {name!r}')
     if precision not in PRECISIONS:
         raise ValueError(f'precision must be one of {PRECISIONS}, got {precision!r}')
-    if not str(path).endswith('.onnx'):
-        raise ValueError(f'an exported model is an .onnx file, got {path!r}')
+    if not str(path).endswith(('.onnx', '.xml')):
+        raise ValueError(
+            f'an exported model is an .onnx file, or an OpenVINO .xml IR '
+            f'(tools/quantize.py), got {path!r}'
+        )
+    if str(path).endswith('.xml') and name != 'openvino':
+        raise ValueError(f'an OpenVINO .xml IR runs in the openvino backend, not {name!r}')
     builders: Dict[str, Callable[[], Backend]] = {
         'onnxruntime': lambda: OnnxRuntimeBackend(path, device, threads),
         'openvino': lambda: OpenVINOBackend(path, precision, threads),

@@ -28,7 +28,8 @@ def check_file_fits(metadata: Dict[str, str], expected: Dict[str, str], path: st
     """Refuse a file exported from another model than the config describes."""
     if not metadata:
         raise ValueError(
-            f'{path} has no mmeffformer metadata: export it with tools/export_onnx.py --part model'
+            f'{path} has no mmeffformer metadata: export it with tools/export_onnx.py --part '
+            'model (an INT8 IR: quantize that file with tools/quantize.py)'
         )
     wrong = [
         f'{key}: file {metadata.get(key)!r}, config {value!r}'

@@ -1,0 +1,70 @@
+"""INT8 OpenVINO IR from an exported file: NNCF post-training quantization on the OpenVINO
+model read from the ONNX file, height and width kept free."""
+
+from __future__ import annotations
+
+from typing import Dict, List, Sequence
+
+import numpy as np
+
+EXTRA = "pip install 'mmeffformer[quantize]'"
+PRESETS = ('mixed', 'performance')
+#: what stays float. The attention-bias lookups (Gathers of a learnt table by constant
+#: indices) cannot be quantized by NNCF (it fails on them for V1 and V2); NMS, RoIAlign
+#: and the box decoding stay float because NNCF's OpenVINO backend does not quantize them.
+FLOAT_SCOPE: Dict[str, List[str]] = dict(patterns=['.*/attn/bias/.*'])
+METADATA_SECTION = 'mmeffformer'
+
+
+def _import_nncf():
+    try:
+        import nncf
+    except ImportError as error:
+        raise ImportError(
+            f'INT8 quantization needs NNCF; install the quantization extra: {EXTRA}'
+        ) from error
+    return nncf
+
+
+def quantize_openvino(
+    onnx_file: str,
+    inputs: Sequence[np.ndarray],
+    out: str,
+    preset: str = 'mixed',
+    metadata: Dict[str, str] | None = None,
+) -> None:
+    """Write ``out`` (an OpenVINO ``.xml`` IR): ``onnx_file`` quantized to INT8, calibrated on
+    ``inputs`` (the arrays the file is fed), with ``metadata`` kept in its runtime info."""
+    if preset not in PRESETS:
+        raise ValueError(f'preset must be one of {PRESETS}, got {preset!r}')
+    if not str(out).endswith('.xml'):
+        raise ValueError(f'an OpenVINO IR is an .xml file (with its .bin beside it), got {out!r}')
+    if not inputs:
+        raise ValueError('no calibration inputs')
+    nncf = _import_nncf()
+    import openvino as ov
+
+    model = ov.Core().read_model(onnx_file)
+    quantized = nncf.quantize(
+        model,
+        nncf.Dataset(list(inputs), lambda image: {'image': image}),
+        preset=getattr(nncf.QuantizationPreset, preset.upper()),
+        subset_size=len(inputs),
+        ignored_scope=nncf.IgnoredScope(**FLOAT_SCOPE, validate=False),
+    )
+    for key, value in (metadata or {}).items():
+        quantized.set_rt_info(str(value), [METADATA_SECTION, key])
+    quantized.set_rt_info('int8', [METADATA_SECTION, 'precision'])
+    ov.save_model(quantized, out, compress_to_fp16=False)
+
+
+def read_ir_metadata(path: str) -> Dict[str, str]:
+    """The ``mmeffformer`` runtime info of an OpenVINO IR (empty for other files)."""
+    import openvino as ov
+
+    model = ov.Core().read_model(path)
+    if not model.has_rt_info([METADATA_SECTION]):
+        return {}
+    section = model.get_rt_info([METADATA_SECTION])
+    values = section.astype(dict) if hasattr(section, 'astype') else dict(section)
+    return {str(k): str(v.astype(str) if hasattr(v, 'astype') else v) for k, v in values.items()}

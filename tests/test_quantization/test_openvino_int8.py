@@ -1,0 +1,118 @@
+"""tools/quantize.py -> tools/test.py MODEL.xml: tiny V1 segmentor and detector quantized to
+INT8 on their own train images, run at sizes they were not calibrated at, evaluated with the
+config's metric; refusals name what is wrong."""
+
+from __future__ import annotations
+
+import re
+import sys
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+
+from mmeffformer.datasets.synthetic import write_dataset
+from mmeffformer.runtimes import build_backend
+from tests.helpers.downstream import build_from_config
+from tests.helpers.scripts import ROOT, load_script
+from tests.helpers.tiny_configs import tiny_demo_config, write_config
+from tests.helpers.tiny_models import randomise_batchnorm
+
+pytest.importorskip('nncf')
+TOOLS = ROOT / 'tools'
+
+
+@pytest.fixture(scope='module')
+def quantized(tmp_path_factory):
+    """Per task: config, checkpoint, the fp32 export and its INT8 IR (calibrated on 3 images)."""
+    root = tmp_path_factory.mktemp('int8')
+    data = root / 'data'
+    write_dataset(str(data), num_train=3, num_val=2, size=(128, 128))
+    quantize = load_script(TOOLS / 'quantize.py')
+    export = load_script(TOOLS / 'export_onnx.py')
+    spaces = {}
+    for task, config in (
+        ('seg', write_config(root, data, 1)),
+        ('det', tiny_demo_config(root, data)),
+    ):
+        torch.manual_seed(0)
+        model = build_from_config(
+            Config.fromfile(str(config)), 'mmseg' if task == 'seg' else 'mmdet'
+        )
+        randomise_batchnorm(model)
+        checkpoint = root / f'{task}.pth'
+        torch.save({'state_dict': model.state_dict(), 'meta': {}}, checkpoint)
+        onnx_file = root / f'{task}.onnx'
+        export.main([
+            str(config), str(onnx_file), '--part', 'model', '--checkpoint', str(checkpoint),
+            '--shape', '128', '128', '--no-verify',
+        ])  # fmt: skip
+        xml = root / f'{task}_int8.xml'
+        quantize.main([
+            str(config), str(checkpoint), '--out', str(xml), '--onnx', str(onnx_file),
+            '--num-images', '3',
+        ])  # fmt: skip
+        spaces[task] = dict(config=config, checkpoint=checkpoint, onnx=onnx_file, xml=xml)
+    return spaces
+
+
+def test_the_ir_is_int8_with_free_height_and_width_and_float_attention_biases(quantized):
+    import openvino as ov
+
+    for space in quantized.values():
+        model = ov.Core().read_model(str(space['xml']))
+        shape = model.input('image').get_partial_shape()
+        assert shape[2].is_dynamic and shape[3].is_dynamic
+        ops = model.get_ordered_ops()
+        assert sum(op.get_type_name() == 'FakeQuantize' for op in ops) > 0
+        # nothing feeds a quantizer from a bias lookup: the lookups stay float
+        for op in ops:
+            if op.get_type_name() == 'FakeQuantize':
+                source = op.input_value(0).get_node()
+                assert '/attn/bias/' not in source.get_friendly_name()
+
+
+@pytest.mark.parametrize('task', ['seg', 'det'])
+def test_int8_follows_fp32_at_a_size_it_was_not_calibrated_at(quantized, task):
+    space = quantized[task]
+    image = torch.rand(1, 3, 96, 160, generator=torch.Generator().manual_seed(1)).numpy() * 2 - 1
+    fp32 = build_backend('openvino', str(space['onnx']), 'fp32')(image)
+    int8 = build_backend('openvino', str(space['xml']), 'fp32')(image)
+    if task == 'seg':  # logits at the input size
+        assert int8[0].shape == fp32[0].shape == (1, 4, 96, 160)
+        error = np.abs(int8[0] - fp32[0]).max() / np.abs(fp32[0]).max()
+        assert error < 0.1
+    else:  # boxes, scores, labels, masks: the same detections
+        assert [o.shape[1:] for o in int8] == [o.shape[1:] for o in fp32]
+        assert len(int8[0]) > 0
+
+
+@pytest.mark.parametrize('task, metric', [('seg', 'mIoU'), ('det', 'coco/bbox_mAP')])
+def test_test_tool_evaluates_the_ir_with_the_configs_metric(quantized, task, metric, tmp_path):
+    space = quantized[task]
+    test_tool = load_script(TOOLS / 'test.py')
+    metrics = test_tool.main([str(space['config']), str(space['xml']), '--work-dir', str(tmp_path)])
+    assert 0 <= metrics[metric] <= 100
+
+
+def test_refusals_name_what_is_wrong(quantized, tmp_path, capsys, monkeypatch):
+    seg, det = quantized['seg'], quantized['det']
+    test_tool = load_script(TOOLS / 'test.py')
+    quantize = load_script(TOOLS / 'quantize.py')
+    work = ['--work-dir', str(tmp_path)]
+    with pytest.raises(ValueError, match="task: file 'segmentation', config 'detection'"):
+        test_tool.main([str(det['config']), str(seg['xml']), *work])
+    with pytest.raises(SystemExit):
+        test_tool.main([str(seg['config']), str(seg['xml']), '--backend', 'onnxruntime', *work])
+    assert 'an OpenVINO .xml IR runs with --backend openvino' in capsys.readouterr().err
+    args = [str(seg['config']), str(seg['checkpoint']), '--onnx', str(seg['onnx'])]
+    with pytest.raises(ValueError, match=re.escape('--num-images 9 is more than the 3 images')):
+        quantize.main([*args, '--out', str(tmp_path / 'x.xml'), '--num-images', '9'])
+    with pytest.raises(SystemExit):
+        quantize.main([*args, '--out', str(tmp_path / 'x.onnx')])
+    assert 'must end with .xml' in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, 'nncf', None)  # as if not installed
+    with pytest.raises(ImportError, match=re.escape("pip install 'mmeffformer[quantize]'")):
+        quantize.main([*args, '--out', str(tmp_path / 'x.xml'), '--num-images', '1'])
+    assert not (tmp_path / 'x.xml').exists()
