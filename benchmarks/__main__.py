@@ -34,6 +34,7 @@ from benchmarks.common import (
     ROOT,
     describe_machine,
     fmt,
+    git_commit,
     load_results,
     machine_facts,
     save_section,
@@ -79,12 +80,13 @@ def run_one(name: str, argv: Sequence[str]) -> int:
     if '--results' in shown:  # where it was saved is not part of what was measured
         index = shown.index('--results')
         del shown[index : index + 2]
-    start = time.time()
+    start, commit = time.time(), git_commit()  # the code that measures, not later edits
     section = module.measure(args)
     section.update(
         command=' '.join(['python -m benchmarks', name, *shown]),
         quick=args.quick,
         seconds=round(time.time() - start),
+        commit=commit,
     )
     path = save_section(args.results, machine_facts(), name, section)
     print(f'{name}: {section["seconds"]} s, saved in {path}', flush=True)
@@ -170,7 +172,7 @@ def measured_block(results: dict) -> List[str]:
             [f'{record["model"]} training step (512x512), {record["mode"]}', f'{record["s"]:.2f} s']
         )
     lines = [
-        f'`python -m benchmarks` on {describe_machine(machine)}, {_dates(results)}; every '
+        f'`python -m benchmarks` on {describe_machine(machine)} ({_dates(results)}); every '
         'figure is in '
         f'[docs/results/{tag}.json](docs/results/{tag}.json), with the tables on '
         f'[docs/results/{tag}.md](docs/results/{tag}.md). Batch 1, random weights, median '

@@ -227,7 +227,8 @@ def save_section(folder: Path, machine: dict, name: str, section: dict) -> Path:
     path = results_path(folder, machine['tag'])
     results = json.loads(path.read_text()) if path.is_file() else {'benchmarks': {}}
     results['machine'] = machine
-    results['benchmarks'][name] = dict(section, date=time.strftime('%Y-%m-%d'), commit=git_commit())
+    stamp = dict(date=time.strftime('%Y-%m-%d'), commit=git_commit())
+    results['benchmarks'][name] = {**stamp, **section}  # the section's own commit, if it has one
     results['benchmarks'] = dict(sorted(results['benchmarks'].items()))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=1) + '\n')

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-from typing import List
+from typing import Callable, List
 
 import torch
 
@@ -44,9 +44,14 @@ QUICK = dict(variants=['l1'], tasks=['segmentation'], repeats=2)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--variants', nargs='+', default=['l1', 'l3', 'v2-s0'], choices=VARIANTS)
     parser.add_argument('--tasks', nargs='+', default=list(TASKS), choices=list(TASKS))
+    parser.add_argument(
+        '--int8',
+        action='store_true',
+        help='also OpenVINO on the INT8 IR (needs the quantize extra)',
+    )
 
 
-def calls_for(variant: str, task: str, folder: str) -> dict:
+def calls_for(variant: str, task: str, folder: str, int8: bool) -> dict:
     from mmeffformer.export import export_onnx, exportable
 
     size = TASK_SIZES[task]
@@ -64,7 +69,25 @@ def calls_for(variant: str, task: str, folder: str) -> dict:
     for runtime in runtimes_on_file(path, ('onnxruntime', 'openvino')).values():
         precision = runtime.describe().rstrip(')').split(', ')[-1]
         calls[f'{runtime.name} {precision}'] = lambda runtime=runtime: runtime(image)
+    if int8:  # against OpenVINO in fp32 as well: the speed-up INT8 is taken for
+        fp32 = runtimes_on_file(path, ['openvino'], 'fp32')['openvino']
+        calls.setdefault('openvino fp32', lambda: fp32(image))
+        calls['openvino int8'] = int8_call(path, size, image)
     return calls
+
+
+def int8_call(path: str, size, image) -> Callable[[], object]:
+    """OpenVINO on the INT8 IR of ``path`` (tools/quantize.py's quantization), calibrated on
+    random images scaled like normalised ones: the speed does not depend on the ranges."""
+    from mmeffformer.quantization import quantize_openvino
+    from mmeffformer.runtimes import build_backend
+
+    generator = torch.Generator().manual_seed(0)
+    inputs = [((torch.rand(1, 3, *size, generator=generator) * 255 - 123) / 58).numpy()]
+    xml = path.replace('.onnx', '_int8.xml')
+    quantize_openvino(path, inputs * 2, xml)
+    runtime = build_backend('openvino', xml, threads=torch.get_num_threads())
+    return lambda: runtime(image)
 
 
 def measure(args: argparse.Namespace) -> dict:
@@ -75,7 +98,7 @@ def measure(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         for task in args.tasks:
             for variant in args.variants:
-                times = medians(calls_for(variant, task, folder), args.repeats)
+                times = medians(calls_for(variant, task, folder, args.int8), args.repeats)
                 model = f'{TASK_NAMES[task]} {variant}'
                 for column, ms in times.items():
                     size = size_name(TASK_SIZES[task])
@@ -87,7 +110,8 @@ def measure(args: argparse.Namespace) -> dict:
         'runtime columns run the exported graph (detectors: RPN, NMS and RoIAlign in the graph; '
         'segmentors: the logits at the input size). compiled: backbone and neck compiled. bf16 '
         "columns only where the CPU has native bf16. A random Mask R-CNN keeps the RPN's 1000 "
-        'proposals but few final detections.'
+        'proposals but few final detections. openvino int8 (`--int8`): the INT8 IR of '
+        '`tools/quantize.py`, calibrated on two random images.'
     )
     return dict(method=method, repeats=args.repeats, records=records)
 

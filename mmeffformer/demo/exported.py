@@ -2,7 +2,8 @@
 
 Each trained model is exported once (deploy mode, whole model, free height and width)
 and run through the config's own test loop and metric, in PyTorch and in every runtime,
-so the rows differ only in what computes the outputs.
+so the rows differ only in what computes the outputs; where NNCF is installed, the file
+is also quantized to INT8 (tools/quantize.py's way) and evaluated in OpenVINO.
 """
 
 from __future__ import annotations
@@ -34,9 +35,15 @@ def timed_test(runner: Runner) -> tuple:
 
 
 def evaluate_exported(
-    model_name: str, runner: Runner, out: Path, backends: Sequence[str]
+    model_name: str,
+    runner: Runner,
+    out: Path,
+    backends: Sequence[str],
+    int8_images: int = 0,
 ) -> List[Dict[str, object]]:
-    """Rows of backend, precision, metrics and seconds per image for one trained model."""
+    """Rows of backend, precision, metrics and seconds per image for one trained model;
+    with ``int8_images``, also its INT8 IR in OpenVINO, calibrated on that many (at most)
+    training images."""
     cfg = runner.cfg
     scope = cfg.default_scope
     names = METRICS[scope]
@@ -53,14 +60,29 @@ def evaluate_exported(
     name = Path(cfg.work_dir).name
     path = str(out / f'{name}.onnx')
     export_onnx(exportable(deployed, scope, 'model'), path, TRACE_SIZE)
-    for backend in backends:
+    files = [(backend, path, backend) for backend in backends]
+    if int8_images:
+        xml = str(out / f'{name}_int8.xml')
+        quantize_file(cfg, path, xml, int8_images)
+        files.append(('openvino', xml, 'openvino_int8'))
+    for backend, file, label in files:
         exported = copy.deepcopy(cfg)
-        exported.model = exported_model_cfg(cfg.model, scope, path, backend=backend)
+        exported.model = exported_model_cfg(cfg.model, scope, file, backend=backend)
         exported.test_cfg = dict(type='TestLoop')
-        exported.work_dir = str(out / f'{name}_{backend}')
+        exported.work_dir = str(out / f'{name}_{label}')
         exported.load_from = None
-        exported.experiment_name = f'{name}_{backend}_{time.time_ns()}'
+        exported.experiment_name = f'{name}_{label}_{time.time_ns()}'
         test_runner = Runner.from_cfg(exported)
-        precision = test_runner.model.runtime.precision
+        precision = 'int8' if file.endswith('.xml') else test_runner.model.runtime.precision
         rows.append(row(backend, precision, *timed_test(test_runner)))
     return rows
+
+
+def quantize_file(cfg, onnx_file: str, xml: str, num_images: int) -> None:
+    """``onnx_file`` quantized to INT8 as tools/quantize.py does, calibrated on up to
+    ``num_images`` training images."""
+    from mmeffformer.export import read_metadata
+    from mmeffformer.quantization import calibration_inputs, quantize_openvino
+
+    inputs = calibration_inputs(cfg, onnx_file, num_images, 'train', at_most=True)
+    quantize_openvino(onnx_file, inputs, xml, metadata=read_metadata(onnx_file))

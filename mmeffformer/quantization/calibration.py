@@ -38,11 +38,17 @@ def _dataset_cfg(cfg: Config, split: str) -> dict:
 
 
 def calibration_inputs(
-    cfg: Config, onnx_file: str, num_images: int, split: str = 'train', seed: int = 0
+    cfg: Config,
+    onnx_file: str,
+    num_images: int,
+    split: str = 'train',
+    seed: int = 0,
+    at_most: bool = False,
 ) -> List[np.ndarray]:
     """The arrays ``onnx_file`` is fed when ``num_images`` images of the config's ``split``
     set (drawn at random with ``seed``) go through its test pipeline, data preprocessor and
-    exported-model wrapper (detectors: each image cropped to its own size)."""
+    exported-model wrapper (detectors: each image cropped to its own size). A set smaller
+    than ``num_images`` is refused, or used whole with ``at_most``."""
     import torch
     from mmengine.dataset import pseudo_collate
     from mmengine.registry import init_default_scope
@@ -58,6 +64,8 @@ def calibration_inputs(
     else:
         from mmdet.registry import DATASETS, MODELS
     dataset = DATASETS.build(_dataset_cfg(cfg, split))
+    if at_most:
+        num_images = min(num_images, len(dataset))
     if num_images > len(dataset):
         raise ValueError(
             f'--num-images {num_images} is more than the {len(dataset)} images of the '
