@@ -220,6 +220,9 @@ def main(argv=None) -> int:
         '--default-malloc', action='store_true', help="glibc's default allocator behaviour"
     )
     parser.add_argument('--keep-denormals', action='store_true', help='do not flush denormals')
+    parser.add_argument(
+        '--no-int8', action='store_true', help='leave out the INT8 rows (quantizing both models)'
+    )
     args = parser.parse_args(argv)
     if not args.default_malloc:
         keep_freed_memory()  # glibc would fault every feature map in again
@@ -278,7 +281,8 @@ def main(argv=None) -> int:
 
     start = time.perf_counter()
     # INT8 where NNCF is installed (the quantize extra), calibrated on training images
-    int8_images = (2 if args.smoke else 32) if importlib.util.find_spec('nncf') else 0
+    int8 = not args.no_int8 and importlib.util.find_spec('nncf') is not None
+    int8_images = (2 if args.smoke else 32) if int8 else 0
     print(
         'exporting both models, evaluating them in ONNX Runtime and OpenVINO'
         + (' (and INT8 in OpenVINO)' if int8_images else '')

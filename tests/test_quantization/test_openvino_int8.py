@@ -1,4 +1,4 @@
-"""tools/quantize.py -> tools/test.py MODEL.xml: tiny V1 segmentor and detector quantized to
+"""tools/quantize.py -> tools/test.py MODEL.xml: tiny V1 and V2 segmentors and a V1 detector quantized to
 INT8 on their own train images, run at sizes they were not calibrated at, evaluated with the
 config's metric; refusals name what is wrong."""
 
@@ -18,9 +18,22 @@ from tests.helpers.downstream import build_from_config
 from tests.helpers.scripts import ROOT, load_script
 from tests.helpers.tiny_configs import tiny_demo_config, write_config
 from tests.helpers.tiny_models import randomise_batchnorm
+from tests.helpers.v2_reference import arch_dict
 
 pytest.importorskip('nncf')
 TOOLS = ROOT / 'tools'
+
+
+def v2_segmentor_config(root, data):
+    """The tiny segmentor config with a tiny EfficientFormerV2 backbone."""
+    path = root / 'tiny_v2_semfpn.py'
+    path.write_text(f"""
+_base_ = ['{write_config(root, data, 1)}']
+model = dict(backbone=dict(
+    _delete_=True, type='mmeffformer.EfficientFormerV2', arch={arch_dict('tiny')!r},
+    attn_bias_size=128, norm_cfg=dict(type='GN', num_groups=1)))
+""")
+    return path
 
 
 @pytest.fixture(scope='module')
@@ -35,11 +48,11 @@ def quantized(tmp_path_factory):
     for task, config in (
         ('seg', write_config(root, data, 1)),
         ('det', tiny_demo_config(root, data)),
+        ('seg-v2', v2_segmentor_config(root, data)),
     ):
         torch.manual_seed(0)
-        model = build_from_config(
-            Config.fromfile(str(config)), 'mmseg' if task == 'seg' else 'mmdet'
-        )
+        scope = 'mmdet' if task == 'det' else 'mmseg'
+        model = build_from_config(Config.fromfile(str(config)), scope)
         randomise_batchnorm(model)
         checkpoint = root / f'{task}.pth'
         torch.save({'state_dict': model.state_dict(), 'meta': {}}, checkpoint)
@@ -73,13 +86,13 @@ def test_the_ir_is_int8_with_free_height_and_width_and_float_attention_biases(qu
                 assert '/attn/bias/' not in source.get_friendly_name()
 
 
-@pytest.mark.parametrize('task', ['seg', 'det'])
+@pytest.mark.parametrize('task', ['seg', 'det', 'seg-v2'])
 def test_int8_follows_fp32_at_a_size_it_was_not_calibrated_at(quantized, task):
     space = quantized[task]
     image = torch.rand(1, 3, 96, 160, generator=torch.Generator().manual_seed(1)).numpy() * 2 - 1
     fp32 = build_backend('openvino', str(space['onnx']), 'fp32')(image)
     int8 = build_backend('openvino', str(space['xml']), 'fp32')(image)
-    if task == 'seg':  # logits at the input size
+    if task != 'det':  # logits at the input size
         assert int8[0].shape == fp32[0].shape == (1, 4, 96, 160)
         error = np.abs(int8[0] - fp32[0]).max() / np.abs(fp32[0]).max()
         assert error < 0.1
@@ -88,7 +101,9 @@ def test_int8_follows_fp32_at_a_size_it_was_not_calibrated_at(quantized, task):
         assert len(int8[0]) > 0
 
 
-@pytest.mark.parametrize('task, metric', [('seg', 'mIoU'), ('det', 'coco/bbox_mAP')])
+@pytest.mark.parametrize(
+    'task, metric', [('seg', 'mIoU'), ('det', 'coco/bbox_mAP'), ('seg-v2', 'mIoU')]
+)
 def test_test_tool_evaluates_the_ir_with_the_configs_metric(quantized, task, metric, tmp_path):
     space = quantized[task]
     test_tool = load_script(TOOLS / 'test.py')

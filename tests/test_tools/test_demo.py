@@ -89,12 +89,13 @@ def test_demo_smoke_trains_evaluates_and_reports(tmp_path):
 def test_demo_smoke_in_bf16_trains_and_evaluates_under_autocast(tmp_path):
     run = subprocess.run(
         [sys.executable, str(ROOT / 'tools' / 'demo.py'), '--smoke', '--out', str(tmp_path),
-         '--precision', 'bfloat16'],
+         '--precision', 'bfloat16', '--no-int8'],  # INT8 is the float32 run's (same path)
         capture_output=True, text=True,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     metrics = json.loads((tmp_path / 'metrics.json').read_text())
     assert metrics['precision'] == 'bfloat16'
+    assert [r['precision'] for r in metrics['deployment']].count('int8') == 0  # --no-int8
     assert all(0 <= metrics['metrics'][name] <= 100 for name in ('box AP', 'mask AP', 'mIoU'))
     for phase in ('semfpn', 'maskrcnn'):  # the runs' own config dumps
         (dumped,) = (tmp_path / phase).glob('*/vis_data/config.py')
