@@ -93,8 +93,9 @@ def mode_calls(
     names = [name for name in RUNTIMES if name in modes]
     if names:
         exported = deployed(model, size) if rewritable else model
-        wanted = names + ['openvino bf16'] if 'openvino' in names and bf16 else names
-        runtimes = runtimes_on_export(exported, size, wanted, openvino_precision='fp32')
+        runtimes = runtimes_on_export(exported, size, names, openvino_precision='fp32')
+        if 'openvino' in names and bf16:
+            runtimes['openvino bf16'] = runtimes_on_export(exported, size, ['openvino'])['openvino']
         array = image.numpy()
         for key, runtime in runtimes.items():
             precision = 'bf16' if key.endswith('bf16') else 'fp32'

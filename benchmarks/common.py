@@ -113,17 +113,13 @@ def runtimes_on_file(path: str, names: Sequence[str], openvino_precision: str = 
 def runtimes_on_export(
     module: torch.nn.Module, size: Size, names: Sequence[str], openvino_precision: str = 'default'
 ) -> dict:
-    """The runtimes ``names`` on one ONNX export of ``module`` at ``size``; with
-    ``'openvino bf16'`` among them, also OpenVINO in its default precision on that file."""
+    """The runtimes ``names`` on one ONNX export of ``module`` at ``size``."""
     from mmeffformer.export import export_onnx
 
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, 'model.onnx')
         export_onnx(module, path, size)
-        runtimes = runtimes_on_file(path, [n for n in names if ' ' not in n], openvino_precision)
-        if 'openvino bf16' in names:
-            runtimes['openvino bf16'] = runtimes_on_file(path, ['openvino'])['openvino']
-        return runtimes
+        return runtimes_on_file(path, names, openvino_precision)
 
 
 def relative_error(got, want) -> float:

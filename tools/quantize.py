@@ -68,9 +68,10 @@ def export_deployed(cfg, checkpoint: str, path: str, size) -> None:
 
 def main(argv=None) -> int:
     from mmeffformer.datasets.checks import check_data_roots
-    from mmeffformer.export import read_metadata
+    from mmeffformer.export import describe, exportable, read_metadata
     from mmeffformer.quantization import calibration_inputs, quantize_openvino
-    from mmeffformer.runtimes import check_file_fits_config
+    from mmeffformer.runtimes import check_file_fits
+    from mmeffformer.utils.model_analysis import build_model_from_cfg
 
     args = parse_args(argv)
     if not os.path.isfile(args.checkpoint):
@@ -82,14 +83,15 @@ def main(argv=None) -> int:
         cfg.merge_from_dict(args.cfg_options)
     cfg.model.backbone.init_cfg = None  # the checkpoint has every weight
     check_data_roots(cfg, loaders=(f'{args.split}_dataloader', 'test_dataloader'))
+    scope = cfg.get('default_scope', 'mmdet')
     with tempfile.TemporaryDirectory() as folder:
         onnx_file = args.onnx or os.path.join(folder, 'model.onnx')
-        if args.onnx:
-            check_file_fits_config(cfg, onnx_file)  # one exported here fits by construction
-        else:
+        if not args.onnx:
             export_deployed(cfg, args.checkpoint, onnx_file, args.shape)
             print(f'exported the deploy-mode model (traced at {args.shape[0]}x{args.shape[1]})')
         metadata = read_metadata(onnx_file)
+        expected = describe(exportable(build_model_from_cfg(cfg), scope, 'model'))
+        check_file_fits(metadata, expected, onnx_file)
         inputs = calibration_inputs(cfg, onnx_file, args.num_images, args.split, args.seed)
         print(f'calibrating on {len(inputs)} images of the {args.split} set')
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

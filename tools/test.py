@@ -87,10 +87,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def use_exported_model(cfg: Config, args: argparse.Namespace) -> None:
     """``cfg.model`` becomes the exported file in its runtime, after checking it fits."""
-    from mmeffformer.runtimes import check_file_fits_config, exported_model_cfg
+    from mmeffformer.export import describe, exportable, read_metadata
+    from mmeffformer.runtimes import check_file_fits, exported_model_cfg
+    from mmeffformer.utils.model_analysis import build_model_from_cfg
 
     scope = cfg.get('default_scope', 'mmdet')
-    check_file_fits_config(cfg, args.checkpoint)
+    expected = describe(exportable(build_model_from_cfg(cfg), scope, 'model'))
+    check_file_fits(read_metadata(args.checkpoint), expected, args.checkpoint)
     runtime = dict(backend=args.backend, precision=args.precision, device=args.device)
     cfg.model = exported_model_cfg(cfg.model, scope, args.checkpoint, **runtime)
     cfg.load_from = None

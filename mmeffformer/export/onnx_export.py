@@ -147,7 +147,7 @@ def read_metadata(path: str) -> Dict[str, str]:
     if str(path).endswith('.xml'):
         from mmeffformer.quantization.openvino_int8 import read_ir_metadata
 
-        return read_ir_metadata(path)
+        return {k: v for k, v in read_ir_metadata(path).items() if k != 'precision'}
 
     model = onnx.load(path, load_external_data=False)
     return {

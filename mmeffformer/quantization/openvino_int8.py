@@ -54,6 +54,7 @@ def quantize_openvino(
     )
     for key, value in (metadata or {}).items():
         quantized.set_rt_info(str(value), [METADATA_SECTION, key])
+    quantized.set_rt_info('int8', [METADATA_SECTION, 'precision'])
     ov.save_model(quantized, out, compress_to_fp16=False)
 
 

@@ -6,7 +6,6 @@ from .runtime_model import (
     ExportedDetector,
     ExportedSegmentor,
     check_file_fits,
-    check_file_fits_config,
     exported_model_cfg,
 )
 
@@ -17,6 +16,5 @@ __all__ = [
     'PRECISIONS',
     'build_backend',
     'check_file_fits',
-    'check_file_fits_config',
     'exported_model_cfg',
 ]

@@ -40,17 +40,6 @@ def check_file_fits(metadata: Dict[str, str], expected: Dict[str, str], path: st
         raise ValueError(f'{path} does not fit the config: ' + '; '.join(wrong))
 
 
-def check_file_fits_config(cfg, path: str) -> None:
-    """Refuse an exported file (``.onnx``, or the ``.xml`` IR of tools/quantize.py) whose
-    metadata does not describe the model ``cfg`` builds."""
-    from mmeffformer.export import describe, exportable, read_metadata
-    from mmeffformer.utils.model_analysis import build_model_from_cfg
-
-    scope = cfg.get('default_scope', 'mmdet')
-    expected = describe(exportable(build_model_from_cfg(cfg), scope, 'model'))
-    check_file_fits(read_metadata(path), expected, path)
-
-
 class _ExportedModel(BaseModel):
     def __init__(
         self,
