@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,7 @@ from mmengine.runner.checkpoint import CheckpointLoader, load_checkpoint
 from mmeffformer.checkpoint import UnreadableCheckpointError, read_checkpoint
 from mmeffformer.datasets.synthetic import write_dataset
 from mmeffformer.models import EfficientFormer
+from tests.helpers.scripts import run_tool
 from tests.helpers.tiny_configs import TINY, tiny_demo_config, write_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,10 +72,7 @@ def test_init_cfg_and_mmengine_loaders_name_the_file(tmp_path, make):
 
 def test_convert_weights_tool_names_a_corrupt_file(tmp_path):
     src = garbage(tmp_path / 'downloaded.pth')
-    run = subprocess.run(
-        [sys.executable, str(ROOT / 'tools' / 'convert_weights.py'), str(src), str(tmp_path / 'o.pth')],
-        capture_output=True, text=True,
-    )  # fmt: skip
+    run = run_tool('convert_weights.py', str(src), str(tmp_path / 'o.pth'))
     assert run.returncode == 1
     assert f'{src} is not a readable checkpoint' in run.stderr and EXPECTED in run.stderr
     assert 'Traceback' not in run.stderr
@@ -85,11 +81,7 @@ def test_convert_weights_tool_names_a_corrupt_file(tmp_path):
 def test_test_tool_names_an_empty_checkpoint(tmp_path, data):
     config = tiny_demo_config(tmp_path, data)
     checkpoint = empty(tmp_path / 'epoch_12.pth')
-    run = subprocess.run(
-        [sys.executable, str(ROOT / 'tools' / 'test.py'), str(config), str(checkpoint),
-         '--work-dir', str(tmp_path / 'work')],
-        capture_output=True, text=True,
-    )  # fmt: skip
+    run = run_tool('test.py', str(config), str(checkpoint), '--work-dir', str(tmp_path / 'work'))
     assert run.returncode != 0
     assert f'{checkpoint} is not a readable checkpoint: the file is empty' in run.stderr
 
@@ -97,10 +89,8 @@ def test_test_tool_names_an_empty_checkpoint(tmp_path, data):
 def test_train_tool_resume_names_a_truncated_checkpoint(tmp_path, data):
     config = write_config(tmp_path, data, 1)
     checkpoint = truncated(tmp_path / 'iter_2.pth')
-    run = subprocess.run(
-        [sys.executable, str(ROOT / 'tools' / 'train.py'), str(config), '--resume', str(checkpoint),
-         '--work-dir', str(tmp_path / 'work')],
-        capture_output=True, text=True,
-    )  # fmt: skip
+    run = run_tool(
+        'train.py', str(config), '--resume', str(checkpoint), '--work-dir', str(tmp_path / 'work')
+    )
     assert run.returncode != 0
     assert f'{checkpoint} is not a readable checkpoint' in run.stderr, run.stderr[-3000:]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +9,7 @@ import torch
 
 from mmeffformer.checkpoint import convert_checkpoint, detect_layout, to_ours
 from mmeffformer.models import EfficientFormer, EfficientFormerV2
+from tests.helpers.scripts import run_tool
 from tests.helpers.v1_reference import (
     authors_v1_state,
     official_bias_fn,
@@ -109,15 +108,9 @@ def test_unknown_layout_is_named():
 def test_convert_weights_tool(tmp_path):
     src, dst = tmp_path / 'in.pth', tmp_path / 'out.pth'
     torch.save({'state_dict': to_downstream_v1(authors_v1_state('tiny'), 4)}, src)
-    run = subprocess.run(
-        [sys.executable, str(ROOT / 'tools' / 'convert_weights.py'), str(src), str(dst)],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+    run = run_tool('convert_weights.py', str(src), str(dst)).check()
     assert "attn_bias='official', attn_bias_size=128" in run.stdout
     saved = torch.load(dst, weights_only=False)
     assert 'backbone.stages.3.blocks.1.attn.bias.table' in saved['state_dict']
-    missing = subprocess.run(
-        [sys.executable, str(ROOT / 'tools' / 'convert_weights.py'), str(tmp_path / 'no.pth'), str(dst)],
-        capture_output=True, text=True,
-    )  # fmt: skip
+    missing = run_tool('convert_weights.py', str(tmp_path / 'no.pth'), str(dst))
     assert missing.returncode != 0 and 'no such checkpoint file' in missing.stderr

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +10,7 @@ from safetensors.torch import save_file
 
 from mmeffformer.checkpoint import convert_checkpoint, load_pretrained_backbone
 from mmeffformer.models import EfficientFormer, EfficientFormerV2
+from tests.helpers.scripts import run_tool
 from tests.helpers.v1_reference import (
     ARCHS,
     authors_to_mmpretrain_v1,
@@ -82,10 +81,7 @@ def test_convert_weights_keeps_mmpretrain_output_norms_neck_and_heads(tmp_path):
     contents, _ = mmpretrain_detector_file('l1')
     src, dst = tmp_path / 'mmpretrain_det.pth', tmp_path / 'ours.pth'
     torch.save(contents, src)
-    subprocess.run(
-        [sys.executable, str(ROOT / 'tools' / 'convert_weights.py'), str(src), str(dst)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    run_tool('convert_weights.py', str(src), str(dst)).check()
     state = torch.load(dst, weights_only=False)['state_dict']
     source = contents['state_dict']
     for stage in range(4):
@@ -159,10 +155,7 @@ def test_safetensors_v2_without_suffix_loads_and_converts(tmp_path):
         for got, want in zip(model.eval()(x), reference_v2_features(state, 'tiny', x)):
             torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-5)
     dst = tmp_path / 'converted.pth'
-    run = subprocess.run(
-        [sys.executable, str(ROOT / 'tools' / 'convert_weights.py'), str(path), str(dst)],
-        check=True, capture_output=True, text=True,
-    )  # fmt: skip
+    run = run_tool('convert_weights.py', str(path), str(dst)).check()
     assert 'timm layout, EfficientFormerV2' in run.stdout
     EfficientFormerV2(arch_dict('tiny')).load_state_dict(
         torch.load(dst, weights_only=False)['state_dict'], strict=True

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +9,7 @@ import torch
 from mmengine.config import Config
 
 from tests.helpers.downstream import build_from_config, demo_det_batch, demo_seg_batch
+from tests.helpers.scripts import run_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((ROOT / 'configs').glob('*.py'))
@@ -65,10 +64,12 @@ def test_config_builds_and_runs_loss_and_predict(path):
 
 
 def test_train_names_the_missing_dataset(tmp_path):
-    run = subprocess.run(
-        [sys.executable, str(ROOT / 'tools' / 'train.py'), str(ROOT / 'configs' / 'maskrcnn_effformer_l3_coco.py'),
-         '--work-dir', str(tmp_path)],
-        capture_output=True, text=True, cwd=tmp_path,
-    )  # fmt: skip
+    run = run_tool(
+        'train.py',
+        str(ROOT / 'configs' / 'maskrcnn_effformer_l3_coco.py'),
+        '--work-dir',
+        str(tmp_path),
+        cwd=tmp_path,
+    )
     assert run.returncode != 0
     assert "Dataset root 'data/coco/' (CocoDataset) does not exist" in run.stderr

@@ -6,14 +6,15 @@ import os
 import subprocess
 import sys
 
-from tests.helpers.scripts import ROOT
+from tests.helpers.scripts import ROOT, TOOLS, run_tool
 
 CONFIG = str(ROOT / 'configs' / 'semfpn_effformer_l1_ade20k.py')
 
 
 def test_train_compile_without_a_cpp_compiler_fails_before_building_anything():
+    # a process of its own: Inductor reads CXX when it is first imported
     run = subprocess.run(
-        [sys.executable, str(ROOT / 'tools' / 'train.py'), CONFIG, '--compile'],
+        [sys.executable, str(TOOLS / 'train.py'), CONFIG, '--compile'],
         capture_output=True, text=True, env=dict(os.environ, CXX='no-such-c++-compiler'),
     )  # fmt: skip
     assert run.returncode != 0
@@ -24,8 +25,5 @@ def test_train_compile_without_a_cpp_compiler_fails_before_building_anything():
 def test_test_compile_needs_deploy(tmp_path):
     checkpoint = tmp_path / 'model.pth'
     checkpoint.write_bytes(b'')
-    run = subprocess.run(
-        [sys.executable, str(ROOT / 'tools' / 'test.py'), CONFIG, str(checkpoint), '--compile'],
-        capture_output=True, text=True,
-    )  # fmt: skip
+    run = run_tool('test.py', CONFIG, checkpoint, '--compile')
     assert run.returncode != 0 and '--compile needs --deploy' in run.stderr

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pickle
 import re
-import subprocess
 import sys
 
 import numpy as np
@@ -17,6 +16,7 @@ from pycocotools import mask as mask_utils
 
 from mmeffformer.datasets.synthetic import write_dataset
 from mmeffformer.runtimes import build_backend
+from tests.helpers import scripts
 from tests.helpers.downstream import build_from_config
 from tests.helpers.exported import assert_same_detections
 from tests.helpers.scripts import ROOT, load_script
@@ -28,10 +28,8 @@ BACKENDS = ['onnxruntime', 'openvino']
 
 
 def run_tool(name, *args):
-    run = subprocess.run(
-        [sys.executable, str(TOOLS / name), *map(str, args)], capture_output=True, text=True
-    )
-    return run.returncode, run.stdout + run.stderr
+    run = scripts.run_tool(name, *args)
+    return run.returncode, run.output
 
 
 @pytest.fixture(scope='module')

@@ -18,6 +18,7 @@ from mmengine.config import Config
 import mmeffformer  # noqa: F401
 from mmeffformer.datasets.checks import check_data_roots
 from mmeffformer.datasets.synthetic import write_dataset
+from tests.helpers.scripts import run_tool
 from tests.helpers.tiny_configs import write_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -144,11 +145,7 @@ def test_train_tool_names_a_corrupt_training_image(tmp_path, data):
     images = sorted((copy / 'ade' / 'images' / 'training').iterdir())
     images[1].write_bytes(b'not an image at all')
     config = write_config(tmp_path, copy, 2)
-    run = subprocess.run(
-        [sys.executable, str(ROOT / 'tools' / 'train.py'), str(config),
-         '--work-dir', str(tmp_path / 'work')],
-        capture_output=True, text=True,
-    )  # fmt: skip
+    run = run_tool('train.py', str(config), '--work-dir', str(tmp_path / 'work'))
     assert run.returncode != 0
     assert images[1].name in run.stderr, run.stderr[-3000:]
 
@@ -163,11 +160,7 @@ def test_checkpoint_for_the_wrong_arch_is_refused_by_test_tool(tmp_path, data):
     other = build_from_config(cfg, 'mmdet')
     path = tmp_path / 'other_arch.pth'
     torch.save({'state_dict': other.state_dict(), 'meta': {}}, path)
-    run = subprocess.run(
-        [sys.executable, str(ROOT / 'tools' / 'test.py'), str(config), str(path),
-         '--work-dir', str(tmp_path / 'work')],
-        capture_output=True, text=True,
-    )  # fmt: skip
+    run = run_tool('test.py', str(config), str(path), '--work-dir', str(tmp_path / 'work'))
     assert run.returncode != 0
     assert f"Checkpoint '{path}' does not fit the model" in run.stderr, run.stderr[-3000:]
     assert 'backbone.stem.conv1.conv.weight' in run.stderr  # the first tensor of another shape

@@ -6,8 +6,6 @@ import hashlib
 import io
 import os
 import pickle
-import subprocess
-import sys
 from pathlib import Path
 
 import torch
@@ -16,6 +14,7 @@ from mmengine.config import Config
 from mmeffformer.datasets.synthetic import write_dataset
 from tests.helpers.downstream import build_from_config
 from tests.helpers.http_server import CheckpointServer, unused_port
+from tests.helpers.scripts import run_tool
 from tests.helpers.tiny_configs import tiny_demo_config
 from tests.helpers.v1_reference import authors_v1_state, to_downstream_v1
 
@@ -39,16 +38,10 @@ def test_converted_authors_checkpoint_evaluates_with_coco_metric(tmp_path):
     )
     source, converted = tmp_path / 'authors.pth', tmp_path / 'converted.pth'
     torch.save({'state_dict': downstream, 'meta': {}}, source)
-    tools = ROOT / 'tools'
-    subprocess.run(
-        [sys.executable, str(tools / 'convert_weights.py'), str(source), str(converted)], check=True
-    )
+    assert run_tool('convert_weights.py', source, converted).returncode == 0
     out = tmp_path / 'predictions.pkl'
-    run = subprocess.run(
-        [sys.executable, str(tools / 'test.py'), str(config), str(converted), '--work-dir', str(tmp_path / 'work'),
-         '--out', str(out), '--show-dir', str(tmp_path / 'shown')],
-        capture_output=True, text=True,
-    )  # fmt: skip
+    run = run_tool('test.py', str(config), str(converted), '--work-dir', str(tmp_path / 'work'),
+         '--out', str(out), '--show-dir', str(tmp_path / 'shown'))  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     log = run.stdout + run.stderr
     assert 'coco/bbox_mAP' in log and 'coco/segm_mAP' in log
@@ -62,11 +55,11 @@ def test_converted_authors_checkpoint_evaluates_with_coco_metric(tmp_path):
 
 
 def test_missing_checkpoint_is_named(tmp_path):
-    run = subprocess.run(
-        [sys.executable, str(ROOT / 'tools' / 'test.py'), str(ROOT / 'configs' / 'maskrcnn_effformer_l1_coco.py'),
-         str(tmp_path / 'nope.pth')],
-        capture_output=True, text=True,
-    )  # fmt: skip
+    run = run_tool(
+        'test.py',
+        str(ROOT / 'configs' / 'maskrcnn_effformer_l1_coco.py'),
+        str(tmp_path / 'nope.pth'),
+    )
     assert run.returncode != 0 and 'Checkpoint file not found' in run.stderr
 
 
@@ -82,11 +75,16 @@ def test_deploy_flag_gives_the_same_predictions(tmp_path):
     scores = {}
     for mode, extra in (('eval', []), ('deploy', ['--deploy'])):
         out = tmp_path / f'{mode}.pkl'
-        run = subprocess.run(
-            [sys.executable, str(ROOT / 'tools' / 'test.py'), str(config), str(checkpoint),
-             '--work-dir', str(tmp_path / mode), '--out', str(out), *extra],
-            capture_output=True, text=True,
-        )  # fmt: skip
+        run = run_tool(
+            'test.py',
+            str(config),
+            str(checkpoint),
+            '--work-dir',
+            str(tmp_path / mode),
+            '--out',
+            str(out),
+            *extra,
+        )
         assert run.returncode == 0, run.stderr[-3000:]
         deployed = 'deploy mode: 0 BatchNorm layers left' in run.stdout + run.stderr
         assert deployed == (mode == 'deploy')
@@ -99,11 +97,9 @@ def test_deploy_flag_gives_the_same_predictions(tmp_path):
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
     printed = {}
     for name, extra in (('bf16', ['--deploy', '--deploy-dtype', 'bfloat16']), ('amp', ['--amp'])):
-        run = subprocess.run(
-            [sys.executable, str(ROOT / 'tools' / 'test.py'), str(config), str(checkpoint),
-             '--work-dir', str(tmp_path / name), *extra],
-            capture_output=True, text=True,
-        )  # fmt: skip
+        run = run_tool(
+            'test.py', str(config), str(checkpoint), '--work-dir', str(tmp_path / name), *extra
+        )
         assert run.returncode == 0, run.stderr[-3000:]
         printed[name] = run.stdout + run.stderr
         # evaluated through mmcv's ops and CocoMetric (numpy has no bfloat16)
@@ -123,11 +119,9 @@ def test_checkpoint_url_is_downloaded_once_and_evaluated(tmp_path):
     env = dict(os.environ, MMEFFFORMER_CACHE=str(tmp_path / 'cache'))
     with CheckpointServer() as server:
         server.files[name] = payload
-        run = subprocess.run(
-            [sys.executable, str(ROOT / 'tools' / 'test.py'), str(config), server.url(name),
-             '--work-dir', str(tmp_path / 'work')],
-            capture_output=True, text=True, env=env,
-        )  # fmt: skip
+        run = run_tool(
+            'test.py', str(config), server.url(name), '--work-dir', str(tmp_path / 'work'), env=env
+        )
         assert server.requests[name] == 1
     assert run.returncode == 0, run.stderr[-3000:]
     assert 'coco/bbox_mAP' in run.stdout + run.stderr
@@ -136,10 +130,8 @@ def test_checkpoint_url_is_downloaded_once_and_evaluated(tmp_path):
 
 def test_unreachable_checkpoint_url_says_what_to_do(tmp_path):
     url = f'http://127.0.0.1:{unused_port()}/maskrcnn_l1-0123abcd.pth'
-    run = subprocess.run(
-        [sys.executable, str(ROOT / 'tools' / 'test.py'), str(ROOT / 'configs' / 'maskrcnn_effformer_l1_coco.py'), url],
-        capture_output=True, text=True, env=dict(os.environ, MMEFFFORMER_CACHE=str(tmp_path)),
-    )  # fmt: skip
+    config = ROOT / 'configs' / 'maskrcnn_effformer_l1_coco.py'
+    run = run_tool('test.py', config, url, env=dict(os.environ, MMEFFFORMER_CACHE=str(tmp_path)))
     assert run.returncode != 0
     assert 'CheckpointDownloadError' in run.stderr and url in run.stderr
     assert str(tmp_path / 'maskrcnn_l1-0123abcd.pth') in run.stderr

@@ -4,23 +4,20 @@ generated data, the saved checkpoint evaluated with the config's metric."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from mmeffformer.datasets.synthetic import write_dataset
+from tests.helpers.scripts import run_tool
 
 pytestmark = pytest.mark.compat
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / 'configs' / 'demo'
 
 
-def run(command: list, cwd: Path) -> str:
-    done = subprocess.run(command, capture_output=True, text=True, cwd=cwd)
-    assert done.returncode == 0, done.stderr[-4000:]
-    return done.stdout + done.stderr
+def run(tool: str, *args, cwd: Path) -> str:
+    return run_tool(tool, *args, cwd=cwd).check().output
 
 
 @pytest.mark.parametrize(
@@ -43,16 +40,26 @@ def test_train_then_test_a_demo_config(tmp_path, config, metrics):
         'default_hooks.checkpoint.interval=2 default_hooks.logger.interval=1'
     ).split()
     trained = run(
-        [sys.executable, str(ROOT / 'tools' / 'train.py'), str(DEMO / config),
-         '--work-dir', str(work), '--cfg-options', *schedule, *loaders.split()],
-        tmp_path,
-    )  # fmt: skip
+        'train.py',
+        DEMO / config,
+        '--work-dir',
+        work,
+        '--cfg-options',
+        *schedule,
+        *loaders.split(),
+        cwd=tmp_path,
+    )
     assert 'Iter(train) [2/2]' in trained
     tested = run(
-        [sys.executable, str(ROOT / 'tools' / 'test.py'), str(DEMO / config),
-         str(work / 'iter_2.pth'), '--work-dir', str(work), '--cfg-options', *loaders.split()],
-        tmp_path,
-    )  # fmt: skip
+        'test.py',
+        DEMO / config,
+        work / 'iter_2.pth',
+        '--work-dir',
+        work,
+        '--cfg-options',
+        *loaders.split(),
+        cwd=tmp_path,
+    )
     for metric in metrics:
         (value,) = re.findall(rf'Iter\(test\).*{re.escape(metric)}: (\d+\.\d+)', tested)
         assert 0 <= float(value) <= 100, metric
