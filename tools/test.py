@@ -8,14 +8,16 @@ Usage: python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pk
                             [--precision default|fp32|bf16] [--device cpu|cuda]
                             [--out ...] [--show-dir ...] [--cfg-options ...]
        python tools/test.py CONFIG MODEL.xml [--backend openvino] [...]
+       python tools/test.py CONFIG MODEL.pt2 [--backend pytorch] [...]
 
 The evaluator is the config's (mmdet's CocoMetric, mmseg's IoUMetric); progress
 is logged every few iterations. A checkpoint converted from the authors' files
 with tools/convert_weights.py loads here like any other. A file written by
 tools/export_onnx.py --part model runs in the chosen runtime on the config's
 test data and metric, and so does the INT8 OpenVINO IR of tools/quantize.py
-(MODEL.xml); a file exported from another model than the config's is refused
-before evaluation.
+(MODEL.xml) and its PyTorch INT8 program (MODEL.pt2: the quantized backbone and
+neck compiled by Inductor, the heads in float32); a file exported from another
+model than the config's is refused before evaluation.
 """
 
 from __future__ import annotations
@@ -33,6 +35,13 @@ from mmengine.runner import Runner  # noqa: E402
 
 import mmeffformer  # noqa: E402,F401
 from mmeffformer.utils.cli import add_common_arguments, apply_amp_to_loops, load_config, parse  # noqa: E402
+
+#: each kind of exported file: what it is called and the backends that run it, default first
+FILE_BACKENDS = {
+    '.onnx': ('an ONNX file', ('onnxruntime', 'openvino')),
+    '.xml': ('an OpenVINO .xml IR', ('openvino',)),
+    '.pt2': ('a .pt2 INT8 program', ('pytorch',)),
+}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -59,8 +68,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument(
         '--backend',
-        choices=['onnxruntime', 'openvino'],
-        help='runtime of an exported .onnx model (default: onnxruntime)',
+        choices=['onnxruntime', 'openvino', 'pytorch'],
+        help='runtime of an exported model: onnxruntime (.onnx, the default), openvino '
+        '(.onnx or .xml) or pytorch (.pt2 of tools/quantize.py --backend pytorch)',
     )
     parser.add_argument(
         '--precision',
@@ -70,32 +80,39 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
     args = parse(parser, argv)
-    exported = args.checkpoint.endswith(('.onnx', '.xml'))
-    if args.backend and not exported:
+    suffix = Path(args.checkpoint).suffix
+    if args.backend and suffix not in FILE_BACKENDS:
         parser.error(
-            f'--backend runs an exported .onnx model or an OpenVINO .xml IR, got {args.checkpoint}'
+            f'--backend runs an exported .onnx model, an OpenVINO .xml IR or a .pt2 INT8 '
+            f'program, got {args.checkpoint}'
         )
-    if exported and (args.deploy or args.amp):
+    if suffix in FILE_BACKENDS and (args.deploy or args.amp):
         parser.error('--deploy / --amp apply to PyTorch checkpoints, not to an exported model')
-    ir = args.checkpoint.endswith('.xml')
-    if ir and args.backend not in (None, 'openvino'):
-        parser.error(f'an OpenVINO .xml IR runs with --backend openvino, got {args.backend}')
-    if exported:
-        args.backend = args.backend or ('openvino' if ir else 'onnxruntime')
+    if suffix in FILE_BACKENDS:
+        kind, accepted = FILE_BACKENDS[suffix]
+        if args.backend not in (None, *accepted):
+            parser.error(f'{kind} runs with --backend {" or ".join(accepted)}, got {args.backend}')
+        args.backend = args.backend or accepted[0]
     return args
 
 
 def use_exported_model(cfg: Config, args: argparse.Namespace) -> None:
-    """``cfg.model`` becomes the exported file in its runtime, after checking it fits."""
+    """``cfg.model`` becomes the exported file in its runtime, after checking it fits (a
+    ``.pt2`` replaces the backbone and neck of the config's model once it is built)."""
     from mmeffformer.export import describe, exportable, read_metadata
     from mmeffformer.runtimes import check_file_fits, exported_model_cfg
     from mmeffformer.utils.model_analysis import build_model_from_cfg
 
     scope = cfg.get('default_scope', 'mmdet')
     expected = describe(exportable(build_model_from_cfg(cfg), scope, 'model'))
-    check_file_fits(read_metadata(args.checkpoint), expected, args.checkpoint)
-    runtime = dict(backend=args.backend, precision=args.precision, device=args.device)
-    cfg.model = exported_model_cfg(cfg.model, scope, args.checkpoint, **runtime)
+    if args.backend == 'pytorch':
+        from mmeffformer.quantization import read_pt2_description
+
+        check_file_fits(read_pt2_description(args.checkpoint), expected, args.checkpoint)
+    else:
+        check_file_fits(read_metadata(args.checkpoint), expected, args.checkpoint)
+        runtime = dict(backend=args.backend, precision=args.precision, device=args.device)
+        cfg.model = exported_model_cfg(cfg.model, scope, args.checkpoint, **runtime)
     cfg.load_from = None
 
 
@@ -153,6 +170,15 @@ def run_test(cfg: Config, args: argparse.Namespace) -> dict:
     from mmeffformer.checkpoint.checks import check_checkpoint_matches
 
     runner = Runner.from_cfg(cfg)
+    if args.backend == 'pytorch':
+        from mmeffformer.quantization import use_quantized_features
+
+        use_quantized_features(runner.model, args.checkpoint)
+        runner.logger.info(
+            f'INT8 program {args.checkpoint}: backbone and neck quantized (PT2E, compiled by '
+            'Inductor), heads float32'
+        )
+        return runner.test()
     if args.backend:
         runner.logger.info(f'exported model {args.checkpoint} in {runner.model.runtime.describe()}')
         return runner.test()

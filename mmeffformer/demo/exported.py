@@ -84,5 +84,5 @@ def quantize_file(cfg, onnx_file: str, xml: str, num_images: int) -> None:
     from mmeffformer.export import read_metadata
     from mmeffformer.quantization import calibration_inputs, quantize_openvino
 
-    inputs = calibration_inputs(cfg, onnx_file, num_images, 'train', at_most=True)
+    inputs = calibration_inputs(cfg, num_images, 'train', at_most=True)
     quantize_openvino(onnx_file, inputs, xml, metadata=read_metadata(onnx_file))

@@ -7,6 +7,7 @@ from .runtime_model import (
     ExportedSegmentor,
     check_file_fits,
     exported_model_cfg,
+    runtime_input,
 )
 
 __all__ = [
@@ -17,4 +18,5 @@ __all__ = [
     'build_backend',
     'check_file_fits',
     'exported_model_cfg',
+    'runtime_input',
 ]

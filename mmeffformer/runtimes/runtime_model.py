@@ -40,6 +40,16 @@ def check_file_fits(metadata: Dict[str, str], expected: Dict[str, str], path: st
         raise ValueError(f'{path} does not fit the config: ' + '; '.join(wrong))
 
 
+def runtime_input(scope: str, image: torch.Tensor, sample) -> torch.Tensor:
+    """The float ``(1, C, H, W)`` array an exported file of ``scope`` is fed for one
+    preprocessed ``(C, H, W)`` image: a detector's is cropped to the image's own size
+    (the batch padding is not the image's; the graph pads itself), a segmentor's is whole."""
+    if scope == 'mmdet':
+        height, width = sample.img_shape[:2]
+        image = image[:, :height, :width]
+    return image[None].float()
+
+
 class _ExportedModel(BaseModel):
     def __init__(
         self,
@@ -59,7 +69,8 @@ class _ExportedModel(BaseModel):
         return [self.predict_one(image, sample) for image, sample in zip(inputs, data_samples)]
 
     def run(self, image: torch.Tensor) -> List[torch.Tensor]:
-        outputs = self.runtime(image[None].float().cpu().numpy())
+        """The file's outputs for one ``(1, C, H, W)`` image."""
+        outputs = self.runtime(image.cpu().numpy())
         return [torch.from_numpy(np.asarray(o)) for o in outputs]
 
 
@@ -72,8 +83,7 @@ class ExportedDetector(_ExportedModel):
         self.mask_thr_binary = mask_thr_binary
 
     def predict_one(self, image: torch.Tensor, sample):
-        height, width = sample.img_shape[:2]
-        outputs = self.run(image[:, :height, :width])  # the graph pads itself
+        outputs = self.run(runtime_input('mmdet', image, sample))
         boxes, scores, labels = outputs[0].float(), outputs[1].float(), outputs[2].long()
         scale = boxes.new_tensor(sample.scale_factor).repeat(2)
         results = InstanceData(bboxes=boxes / scale, scores=scores, labels=labels)
@@ -108,7 +118,7 @@ class ExportedSegmentor(_ExportedModel):
     def predict_one(self, image: torch.Tensor, sample):
         from mmseg.models.segmentors.base import BaseSegmentor
 
-        logits = self.run(image)[0].float()
+        logits = self.run(runtime_input('mmseg', image, sample))[0].float()
         # mmseg's own post-processing (crop, flip, resize, argmax) on our logits
         return BaseSegmentor.postprocess_result(self, logits, [sample])[0]
 

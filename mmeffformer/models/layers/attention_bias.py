@@ -54,6 +54,11 @@ from mmeffformer.utils.torch_features import is_compiling
 from .resampling import resize_bicubic_by_gathers
 
 
+def _known(*sizes) -> bool:
+    """Whether every size is a number now, not a symbol of ``torch.export``."""
+    return not any(isinstance(n, torch.SymInt) for n in sizes)
+
+
 class _CachedBias(nn.Module):
     """Base class: computes ``(heads, Nq, Nk)`` biases, cached in eval mode."""
 
@@ -73,7 +78,7 @@ class _CachedBias(nn.Module):
         query_grid, key_grid = tuple(query_grid), tuple(key_grid)
         needs_grad = torch.is_grad_enabled() and self.table.requires_grad
         frozen = not (self.training or self.table.requires_grad)
-        if is_compiling() and frozen:
+        if is_compiling() and frozen and _known(*query_grid, *key_grid):
             # a deployed table: the graph reads the served size's cached bias (filled by an
             # eager call) as a constant; computed in the graph, its resize would run per call
             hit = self._cache.get(self._cache_key(query_grid, key_grid, inference=False))
@@ -143,7 +148,7 @@ class RelativeOffsetBias(_CachedBias):
         """The table resized to cover offsets ``0..max_dy`` x ``0..max_dx``."""
         side = self.pretrain_grid
         table = self.table.view(self.num_heads, side, side)
-        if (max_dy + 1, max_dx + 1) == (side, side):
+        if _known(max_dy, max_dx) and (max_dy + 1, max_dx + 1) == (side, side):
             return table
         resized = F.interpolate(
             table.unsqueeze(0), size=(max_dy + 1, max_dx + 1), mode='bicubic', align_corners=True
@@ -152,7 +157,7 @@ class RelativeOffsetBias(_CachedBias):
 
     def compute(self, query_grid: GridSize, key_grid: GridSize) -> torch.Tensor:
         dy, dx = offset_components(query_grid, key_grid, self.query_stride, self.table.device)
-        if is_exporting():
+        if is_exporting() and _known(*query_grid, *key_grid):
             # grid sizes are traced: the table is resized to a size computed in the graph
             # (at the pretraining grid that resize is the identity)
             max_dx = dx.max()
@@ -165,9 +170,11 @@ class RelativeOffsetBias(_CachedBias):
             ).flatten(1, -1)
             table = table.view(self.num_heads, -1)
         else:
-            # the largest offsets, from the grid sizes (no tensor read: compiles as one graph)
+            # the largest offsets, from the grid sizes (no tensor read: compiles as one graph;
+            # under torch.export the sizes are symbols, whose max is a symbol too)
             max_dy, max_dx = (
-                max(self.query_stride * (q - 1), k - 1) for q, k in zip(query_grid, key_grid)
+                torch.sym_max(self.query_stride * (q - 1), k - 1)
+                for q, k in zip(query_grid, key_grid)
             )
             table = self.offset_table(max_dy, max_dx).flatten(1)
         return table[:, dy * (max_dx + 1) + dx]

@@ -110,7 +110,10 @@ def _cubic_taps(out_size, in_size: int, like: torch.Tensor):
     only, so ``out_size`` may be a traced size.
     """
     out_index = torch.arange(out_size, device=like.device).to(like.dtype)
-    scale = in_size / torch.as_tensor(out_size).to(like.dtype)
+    if isinstance(out_size, torch.SymInt):  # torch.export: a tensor of it would be a constant
+        scale = in_size / out_size
+    else:  # an int, or a size the ONNX tracer records
+        scale = in_size / torch.as_tensor(out_size).to(like.dtype)
     source = (out_index + 0.5) * scale - 0.5
     base = torch.floor(source)
     weights = _cubic_weights(source - base)
