@@ -5,7 +5,9 @@ random weights, the columns of a row on the same weights and timed in turns: PyT
 ``predict`` in fp32 eval and deploy mode and, where the CPU has native bf16, bf16 deploy
 eager and with compiled backbone and neck (under autocast for the heads); ONNX Runtime and
 OpenVINO (its default precision) on the deploy-mode file ``tools/export_onnx.py --part model
---deploy`` writes.
+--deploy`` writes. ``--int8``: OpenVINO on the INT8 IR of ``tools/quantize.py`` beside
+OpenVINO fp32, and PyTorch with the PT2E INT8 backbone and neck of ``tools/quantize.py
+--backend pytorch`` (compiled) beside compiled fp32.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         '--int8',
         action='store_true',
-        help='also OpenVINO on the INT8 IR (needs the quantize extra)',
+        help='also INT8: OpenVINO on the INT8 IR, PyTorch with the PT2E INT8 backbone and neck '
+        '(needs the quantize extra)',
     )
 
 
@@ -72,22 +75,44 @@ def calls_for(variant: str, task: str, folder: str, int8: bool) -> dict:
     if int8:  # against OpenVINO in fp32 as well: the speed-up INT8 is taken for
         fp32 = runtimes_on_file(path, ['openvino'], 'fp32')['openvino']
         calls.setdefault('openvino fp32', lambda: fp32(image))
-        calls['openvino int8'] = int8_call(path, size, image)
+        calls['openvino int8'] = openvino_int8_call(path, size, image)
+        compiled = deployed(model, size, compile=True)
+        calls['compiled fp32'] = model_call(compiled, scope, 'model', 1, *size, 'cpu')
+        calls['pytorch int8'] = pytorch_int8_call(fast, scope, size, path)
     return calls
 
 
-def int8_call(path: str, size, image) -> Callable[[], object]:
-    """OpenVINO on the INT8 IR of ``path`` (tools/quantize.py's quantization), calibrated on
-    random images scaled like normalised ones: the speed does not depend on the ranges."""
+def calibration_images(size) -> list:
+    """Two random images scaled like normalised ones: the speed does not depend on the ranges."""
+    generator = torch.Generator().manual_seed(0)
+    return [(torch.rand(1, 3, *size, generator=generator) * 255 - 123) / 58 for _ in range(2)]
+
+
+def openvino_int8_call(path: str, size, image) -> Callable[[], object]:
+    """OpenVINO on the INT8 IR of ``path`` (tools/quantize.py's quantization)."""
     from mmeffformer.quantization import quantize_openvino
     from mmeffformer.runtimes import build_backend
 
-    generator = torch.Generator().manual_seed(0)
-    inputs = [((torch.rand(1, 3, *size, generator=generator) * 255 - 123) / 58).numpy()]
     xml = path.replace('.onnx', '_int8.xml')
-    quantize_openvino(path, inputs * 2, xml)
+    quantize_openvino(path, [i.numpy() for i in calibration_images(size)], xml)
     runtime = build_backend('openvino', xml, threads=torch.get_num_threads())
     return lambda: runtime(image)
+
+
+def pytorch_int8_call(fast: torch.nn.Module, scope: str, size, path: str):
+    """``predict`` of the deploy-mode ``fast`` with its backbone and neck replaced by their
+    PT2E INT8 program (tools/quantize.py --backend pytorch's quantization), compiled."""
+    import copy
+
+    from mmeffformer.export import describe, exportable
+    from mmeffformer.quantization import quantize_pytorch, use_quantized_features
+
+    program = path.replace('.onnx', '_int8.pt2')
+    description = describe(exportable(fast, scope, 'model'))
+    quantize_pytorch(fast, calibration_images(size), program, description)
+    quantized = copy.deepcopy(fast)
+    use_quantized_features(quantized, program)
+    return model_call(quantized, scope, 'model', 1, *size, 'cpu')
 
 
 def measure(args: argparse.Namespace) -> dict:
@@ -110,8 +135,10 @@ def measure(args: argparse.Namespace) -> dict:
         'runtime columns run the exported graph (detectors: RPN, NMS and RoIAlign in the graph; '
         'segmentors: the logits at the input size). compiled: backbone and neck compiled. bf16 '
         "columns only where the CPU has native bf16. A random Mask R-CNN keeps the RPN's 1000 "
-        'proposals but few final detections. openvino int8 (`--int8`): the INT8 IR of '
-        '`tools/quantize.py`, calibrated on two random images.'
+        'proposals but few final detections. `--int8`: openvino int8 is the INT8 IR of '
+        '`tools/quantize.py`, pytorch int8 the PT2E INT8 backbone and neck of '
+        '`tools/quantize.py --backend pytorch` compiled by Inductor (heads fp32), both '
+        'calibrated on two random images; compiled fp32 is its float counterpart.'
     )
     return dict(method=method, repeats=args.repeats, records=records)
 
