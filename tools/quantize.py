@@ -107,7 +107,9 @@ def quantize_for_openvino(cfg, args: argparse.Namespace) -> None:
 def quantize_for_pytorch(cfg, args: argparse.Namespace) -> None:
     from mmeffformer.export import describe, exportable
     from mmeffformer.quantization import calibration_batches, quantize_pytorch
+    from mmeffformer.quantization.pytorch_int8 import import_pt2e
 
+    import_pt2e()  # a missing torchao is named before any work
     scope = cfg.get('default_scope', 'mmdet')
     model = deployed_model(cfg, args.checkpoint)
     images = [

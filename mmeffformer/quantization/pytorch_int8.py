@@ -28,7 +28,7 @@ FEATURE_PARTS = ('backbone', 'neck')
 MIN_SIDE, MAX_SIDE = 96, 8192
 
 
-def _import_pt2e():
+def import_pt2e():
     """torchao's PT2E entry points (torch >= 2.10 no longer ships the quantizers)."""
     # torchao reports CUDA-only kernels it cannot load on a CPU machine; not our concern
     logging.getLogger('torchao').setLevel(logging.ERROR)
@@ -110,7 +110,7 @@ def quantize_pytorch(
         raise ValueError(f'a PyTorch INT8 program is a .pt2 file, got {out!r}')
     if not images:
         raise ValueError('no calibration images')
-    quantize_pt2e, x86 = _import_pt2e()
+    quantize_pt2e, x86 = import_pt2e()
     from torch.export import Dim
 
     features = FeatureExtractor(model).eval()
@@ -153,7 +153,7 @@ def use_quantized_features(model: nn.Module, path: str, compile: bool = True) ->
     """Load the ``.pt2`` of :func:`quantize_pytorch` into ``model`` (built from the same
     config): its heads get the file's weights, its backbone and neck become the program
     (:class:`QuantizedFeatures`, compiled unless ``compile=False``)."""
-    _import_pt2e()  # the program's quantized ops are registered by torchao
+    import_pt2e()  # the program's quantized ops are registered by torchao
     extra = {DESCRIPTION: '', HEADS: ''}
     program = torch.export.load(path, extra_files=extra)
     state = torch.load(io.BytesIO(base64.b64decode(extra[HEADS])), map_location='cpu')
