@@ -145,16 +145,25 @@ def measure(args: argparse.Namespace) -> dict:
 
 def render(section: dict, machine: dict) -> List[str]:
     rows, columns, cells = pivot(section['records'], ('model', 'size'), 'column')
+    int8 = 'openvino int8' in columns
     body = []
     for row in rows:
         ms = cells[row]
         best = min(ms.values())
         pytorch = min(v for k, v in ms.items() if k.split()[0] in ('eval', 'deploy', 'compiled'))
         openvino = next((v for k, v in ms.items() if k.startswith('openvino')), None)
-        body.append(
-            [*row, *[fmt(ms.get(c), 0) for c in columns]]
-            + [f'{ms["eval fp32"] / best:.2f}x', fmt(pytorch / openvino if openvino else None, 2)]
-        )
+        line = [*row, *[fmt(ms.get(c), 0) for c in columns]]
+        line += [f'{ms["eval fp32"] / best:.2f}x', fmt(pytorch / openvino if openvino else None, 2)]
+        if int8:  # the speed-up INT8 is taken for, each against its own float counterpart
+            line += [_ratio(ms, 'openvino fp32', 'openvino int8')]
+            line += [_ratio(ms, 'compiled fp32', 'pytorch int8')]
+        body.append(line)
     header = ['model', 'input', *[f'{c} (ms)' for c in columns]]
     header += ['fastest vs eval fp32', 'fastest PyTorch / OpenVINO']
+    if int8:
+        header += ['OpenVINO int8 vs fp32', 'PyTorch int8 vs compiled fp32']
     return [*section_header(section), *table(header, body), '']
+
+
+def _ratio(ms: dict, slow: str, fast: str) -> str:
+    return f'{ms[slow] / ms[fast]:.2f}x' if slow in ms and fast in ms else '-'
