@@ -74,14 +74,16 @@ class QuantizedFeatures(nn.Module):
         from torch._inductor import config
 
         image = image.float().contiguous()
-        if self.compiled is None:
-            with torch.no_grad():
+        # the program is traced in float32 with its own INT8 steps: a caller's autocast (a
+        # config's bf16 test loop) would hand its ops bf16 tensors it does not take
+        with torch.no_grad(), torch.autocast(image.device.type, enabled=False):
+            if self.compiled is None:
                 return tuple(self.program(image))
-        # dynamo makes the weights graph constants only with the global flag set (see
-        # mmeffformer.models.deploy_mode.compile_frozen); Inductor then folds the quantized
-        # weights into its INT8 convolutions and matmuls
-        with torch.no_grad(), config.patch(freezing=True):
-            return tuple(self.compiled(image))
+            # dynamo makes the weights graph constants only with the global flag set (see
+            # mmeffformer.models.deploy_mode.compile_frozen); Inductor then folds the
+            # quantized weights into its INT8 convolutions and matmuls
+            with config.patch(freezing=True):
+                return tuple(self.compiled(image))
 
     def train(self, mode: bool = True) -> QuantizedFeatures:
         # an exported program has no training mode (it refuses train() and eval())
