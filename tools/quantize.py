@@ -3,6 +3,7 @@
 Usage: python tools/quantize.py CONFIG CHECKPOINT --out OUT.xml [--backend openvino]
            [--onnx FILE] [--preset mixed|performance] [--shape H W]
            [--num-images 100] [--split train|val|test] [--seed 0] [--cfg-options ...]
+           [--max-drop D [--metric KEY]]
        python tools/quantize.py CONFIG CHECKPOINT --out OUT.pt2 --backend pytorch
            [--num-images 100] [--split ...] [--seed 0] [--cfg-options ...]
 
@@ -14,6 +15,10 @@ preprocessor.
 model --deploy`` does (or takes ``--onnx FILE``, such an export) and quantizes it with
 NNCF's post-training quantization on its OpenVINO model. The attention-bias lookups stay
 float (NNCF cannot quantize them), and so do NMS, RoIAlign and the box decoding.
+``--max-drop D`` uses NNCF's quantization with accuracy control: the config's val metric
+(``--metric``; mIoU for a segmentor, bbox_mAP for a detector, with any prefix) is computed on its
+val set for the float and the INT8 model, and the operations that cost most of it go back
+to float until INT8 is at most ``D`` points below float.
 
 ``--backend pytorch`` quantizes the deploy-mode backbone and neck with PT2E (torchao's X86
 Inductor quantizer) and writes them, with the heads' float weights, into one ``.pt2``
@@ -55,6 +60,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--preset', choices=['mixed', 'performance'], default='mixed')
     parser.add_argument('--shape', type=int, nargs=2, default=[512, 512], metavar=('H', 'W'))
     parser.add_argument('--seed', type=int, default=0, help='which images calibrate')
+    parser.add_argument(
+        '--max-drop',
+        type=float,
+        help='openvino: the largest drop of the val metric, in points (mIoU, AP x 100), that '
+        'INT8 may show; what costs more is kept float',
+    )
+    parser.add_argument(
+        '--metric',
+        help="with --max-drop: the val evaluator's metric (default mIoU / bbox_mAP)",
+    )
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override settings')
     args = parser.parse_args(argv)
     suffix = SUFFIXES[args.backend]
@@ -64,6 +79,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error(f'--num-images must be at least 1, got {args.num_images}')
     if args.onnx and args.backend != 'openvino':
         parser.error('--onnx is the file NNCF quantizes for --backend openvino')
+    if args.max_drop is not None and args.backend != 'openvino':
+        parser.error("--max-drop is NNCF's accuracy control, for --backend openvino")
+    if args.max_drop is not None and args.max_drop < 0:
+        parser.error(f'--max-drop is a drop in points, at least 0; got {args.max_drop}')
+    if args.metric and args.max_drop is None:
+        parser.error('--metric names the metric of --max-drop')
     if args.onnx and not args.onnx.endswith('.onnx'):
         parser.error(f'--onnx takes an .onnx file, got {args.onnx}')
     return args
@@ -83,12 +104,15 @@ def deployed_model(cfg, checkpoint: str, sizes=()):
 
 def quantize_for_openvino(cfg, args: argparse.Namespace) -> None:
     from mmeffformer.export import describe, export_onnx, exportable, read_metadata
-    from mmeffformer.quantization import calibration_inputs, quantize_openvino
+    from mmeffformer.quantization import AccuracyControl, calibration_inputs, quantize_openvino
     from mmeffformer.runtimes import check_file_fits
     from mmeffformer.utils.model_analysis import build_model_from_cfg
 
     scope = cfg.get('default_scope', 'mmdet')
     inputs = calibration_inputs(cfg, args.num_images, args.split, args.seed)
+    accuracy = None
+    if args.max_drop is not None:
+        accuracy = AccuracyControl.from_config(cfg, args.max_drop, args.metric)
     with tempfile.TemporaryDirectory() as folder:
         onnx_file = args.onnx
         if not onnx_file:
@@ -100,7 +124,13 @@ def quantize_for_openvino(cfg, args: argparse.Namespace) -> None:
             expected = describe(exportable(build_model_from_cfg(cfg), scope, 'model'))
             check_file_fits(read_metadata(onnx_file), expected, onnx_file)
         print(f'calibrating on {len(inputs)} images of the {args.split} set')
-        quantize_openvino(onnx_file, inputs, args.out, args.preset, read_metadata(onnx_file))
+        if accuracy:
+            print(
+                f'accuracy control: {accuracy.metric.metric} on the {len(accuracy.items)} images '
+                f'of the val set may drop by at most {args.max_drop} points'
+            )
+        metadata = read_metadata(onnx_file)
+        quantize_openvino(onnx_file, inputs, args.out, args.preset, metadata, accuracy)
     print(f'wrote {args.out} (INT8, OpenVINO IR; height and width free)')
 
 
@@ -134,7 +164,10 @@ def main(argv=None) -> int:
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     cfg.model.backbone.init_cfg = None  # the checkpoint has every weight
-    check_data_roots(cfg, loaders=(f'{args.split}_dataloader', 'test_dataloader'))
+    loaders = [f'{args.split}_dataloader', 'test_dataloader']
+    if args.max_drop is not None:
+        loaders.append('val_dataloader')
+    check_data_roots(cfg, loaders=tuple(loaders))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     if args.backend == 'pytorch':
         quantize_for_pytorch(cfg, args)

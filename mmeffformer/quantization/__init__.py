@@ -5,6 +5,7 @@ through its test-time pipeline: NNCF on the OpenVINO model of an exported file, 
 Needs the quantization extra: ``pip install 'mmeffformer[quantize]'`` (``make setup``
 installs it)."""
 
+from .accuracy_control import AccuracyControl, ConfigMetric
 from .calibration import calibration_batches, calibration_inputs
 from .openvino_int8 import FLOAT_SCOPE, quantize_openvino
 from .pytorch_int8 import (
@@ -16,6 +17,8 @@ from .pytorch_int8 import (
 )
 
 __all__ = [
+    'AccuracyControl',
+    'ConfigMetric',
     'FLOAT_SCOPE',
     'FeatureExtractor',
     'QuantizedFeatures',

@@ -26,6 +26,15 @@ def _dataset_cfg(cfg: Config, split: str) -> dict:
     return dataset
 
 
+def build_preprocessor(cfg: Config):
+    """The config's data preprocessor, built in its scope."""
+    if cfg.get('default_scope', 'mmdet') == 'mmseg':
+        from mmseg.registry import MODELS
+    else:
+        from mmdet.registry import MODELS
+    return MODELS.build(cfg.model.data_preprocessor)
+
+
 def calibration_batches(
     cfg: Config, num_images: int, split: str = 'train', seed: int = 0, at_most: bool = False
 ) -> List[Tuple[torch.Tensor, object]]:
@@ -41,9 +50,9 @@ def calibration_batches(
     scope = cfg.get('default_scope', 'mmdet')
     init_default_scope(scope)
     if scope == 'mmseg':
-        from mmseg.registry import DATASETS, MODELS
+        from mmseg.registry import DATASETS
     else:
-        from mmdet.registry import DATASETS, MODELS
+        from mmdet.registry import DATASETS
     dataset = DATASETS.build(_dataset_cfg(cfg, split))
     if at_most:
         num_images = min(num_images, len(dataset))
@@ -52,7 +61,7 @@ def calibration_batches(
             f'--num-images {num_images} is more than the {len(dataset)} images of the '
             f'{split} set; use at most {len(dataset)}'
         )
-    preprocessor = MODELS.build(cfg.model.data_preprocessor)
+    preprocessor = build_preprocessor(cfg)
     order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))
     batches = []
     with torch.no_grad():

@@ -7,6 +7,8 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
+from .accuracy_control import AccuracyControl
+
 EXTRA = "pip install 'mmeffformer[quantize]'"
 PRESETS = ('mixed', 'performance')
 #: what stays float. The attention-bias lookups (Gathers of a learnt table by constant
@@ -32,9 +34,12 @@ def quantize_openvino(
     out: str,
     preset: str = 'mixed',
     metadata: Dict[str, str] | None = None,
+    accuracy: AccuracyControl | None = None,
 ) -> None:
     """Write ``out`` (an OpenVINO ``.xml`` IR): ``onnx_file`` quantized to INT8, calibrated on
-    ``inputs`` (the arrays the file is fed), with ``metadata`` kept in its runtime info."""
+    ``inputs`` (the arrays the file is fed), with ``metadata`` kept in its runtime info.
+    With ``accuracy``, NNCF keeps in float what it must for the config's metric on the val
+    set to drop by at most ``accuracy.max_drop`` points."""
     if preset not in PRESETS:
         raise ValueError(f'preset must be one of {PRESETS}, got {preset!r}')
     if not str(out).endswith('.xml'):
@@ -45,13 +50,24 @@ def quantize_openvino(
     import openvino as ov
 
     model = ov.Core().read_model(onnx_file)
-    quantized = nncf.quantize(
-        model,
-        nncf.Dataset(list(inputs), lambda image: {'image': image}),
+    settings = dict(
         preset=getattr(nncf.QuantizationPreset, preset.upper()),
         subset_size=len(inputs),
         ignored_scope=nncf.IgnoredScope(**FLOAT_SCOPE, validate=False),
     )
+    calibration = nncf.Dataset(list(inputs), lambda image: {'image': image})
+    if accuracy is None:
+        quantized = nncf.quantize(model, calibration, **settings)
+    else:
+        quantized = nncf.quantize_with_accuracy_control(
+            model,
+            calibration,
+            nncf.Dataset(accuracy.items, accuracy.metric.inputs),
+            accuracy.metric,
+            max_drop=accuracy.max_drop,
+            drop_type=nncf.DropType.ABSOLUTE,
+            **settings,
+        )
     for key, value in (metadata or {}).items():
         quantized.set_rt_info(str(value), [METADATA_SECTION, key])
     quantized.set_rt_info('int8', [METADATA_SECTION, 'precision'])

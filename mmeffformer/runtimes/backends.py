@@ -92,10 +92,21 @@ class OpenVINOBackend(Backend):
             config['INFERENCE_PRECISION_HINT'] = 'bf16'
         if threads:
             config['INFERENCE_NUM_THREADS'] = str(threads)
-        self.compiled = core.compile_model(path, 'CPU', config)
-        self.request = self.compiled.create_infer_request()
-        self.output_names = [o.get_any_name() for o in self.compiled.outputs]
-        hint = self.compiled.get_property('INFERENCE_PRECISION_HINT')
+        self._use(core.compile_model(path, 'CPU', config))
+
+    @classmethod
+    def of_compiled(cls, compiled) -> OpenVINOBackend:
+        """A backend around a model already compiled (NNCF hands these to a validation)."""
+        backend = cls.__new__(cls)
+        Backend.__init__(backend, '<compiled model>')
+        backend._use(compiled)
+        return backend
+
+    def _use(self, compiled) -> None:
+        self.compiled = compiled
+        self.request = compiled.create_infer_request()
+        self.output_names = [o.get_any_name() for o in compiled.outputs]
+        hint = compiled.get_property('INFERENCE_PRECISION_HINT')
         name = hint.get_type_name() if hasattr(hint, 'get_type_name') else str(hint)
         self.precision = {'f32': 'fp32', 'f16': 'fp16'}.get(name, name)
 

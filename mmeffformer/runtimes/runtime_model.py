@@ -21,7 +21,7 @@ from mmengine.structures import InstanceData
 
 from mmeffformer.registry import MODELS
 
-from .backends import build_backend
+from .backends import Backend, build_backend
 
 
 def check_file_fits(metadata: Dict[str, str], expected: Dict[str, str], path: str) -> None:
@@ -51,17 +51,22 @@ def runtime_input(scope: str, image: torch.Tensor, sample) -> torch.Tensor:
 
 
 class _ExportedModel(BaseModel):
+    """``file`` loaded in ``backend``; or ``runtime``, a backend already loaded."""
+
     def __init__(
         self,
-        file: str,
+        file: Optional[str] = None,
         backend: str = 'onnxruntime',
         precision: str = 'default',
         device: str = 'cpu',
         threads: Optional[int] = None,
         data_preprocessor: Optional[dict] = None,
+        runtime: Optional[Backend] = None,
     ) -> None:
         super().__init__(data_preprocessor=data_preprocessor)
-        self.runtime = build_backend(backend, file, precision, device, threads)
+        if (file is None) == (runtime is None):
+            raise ValueError('an exported model takes a file or a loaded runtime (one of them)')
+        self.runtime = runtime or build_backend(backend, file, precision, device, threads)
 
     def forward(self, inputs: torch.Tensor, data_samples=None, mode: str = 'predict'):
         if mode != 'predict':

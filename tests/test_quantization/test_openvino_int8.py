@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
 
 from mmeffformer.datasets.synthetic import write_dataset
 from mmeffformer.runtimes import build_backend
@@ -36,6 +37,38 @@ model = dict(backbone=dict(
     return path
 
 
+def balance_classes(segmentor, cfg) -> None:
+    """Set the classifier's biases so that each class wins on part of the train images: a
+    random segmentor predicts one class everywhere, and then no metric tells INT8 from
+    float."""
+    from mmeffformer.quantization import calibration_batches
+
+    with torch.no_grad():
+        logits = torch.cat([
+            segmentor.encode_decode(image, [sample.metainfo]).flatten(2)
+            for image, sample in calibration_batches(cfg, 3)
+        ], 2)  # fmt: skip
+        segmentor.decode_head.conv_seg.bias -= logits.median(2).values[0]
+
+
+def label_val_set_with_predictions(segmentor, cfg) -> None:
+    """Rewrite the val set's labels as the float model's own predictions: float scores 100
+    mIoU there, and every pixel INT8 changes costs points."""
+    import cv2
+
+    from mmeffformer.quantization.accuracy_control import val_items
+    from mmeffformer.quantization.calibration import build_preprocessor
+
+    preprocessor = build_preprocessor(cfg)
+    items, _ = val_items(cfg)
+    with torch.no_grad():
+        for item in items:
+            data = preprocessor(pseudo_collate([item]), False)
+            sample = segmentor.predict(data['inputs'], data['data_samples'])[0]
+            labels = sample.pred_sem_seg.data[0].numpy().astype(np.uint8)
+            cv2.imwrite(sample.seg_map_path, labels + 1)  # read with reduce_zero_label
+
+
 @pytest.fixture(scope='module')
 def quantized(tmp_path_factory):
     """Per task: config, checkpoint, the fp32 export and its INT8 IR (calibrated on 3 images)."""
@@ -54,6 +87,9 @@ def quantized(tmp_path_factory):
         scope = 'mmdet' if task == 'det' else 'mmseg'
         model = build_from_config(Config.fromfile(str(config)), scope)
         randomise_batchnorm(model)
+        if task == 'seg':
+            balance_classes(model, Config.fromfile(str(config)))
+            label_val_set_with_predictions(model, Config.fromfile(str(config)))
         checkpoint = root / f'{task}.pth'
         torch.save({'state_dict': model.state_dict(), 'meta': {}}, checkpoint)
         onnx_file = root / f'{task}.onnx'
@@ -130,4 +166,77 @@ def test_refusals_name_what_is_wrong(quantized, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, 'nncf', None)  # as if not installed
     with pytest.raises(ImportError, match=re.escape("pip install 'mmeffformer[quantize]'")):
         quantize.main([*args, '--out', str(tmp_path / 'x.xml'), '--num-images', '1'])
+    assert not (tmp_path / 'x.xml').exists()
+
+
+@pytest.mark.parametrize(
+    'task, metric', [('seg', 'mIoU'), ('seg', 'aAcc'), ('det', 'coco/bbox_mAP')]
+)
+def test_accuracy_control_measures_what_the_test_tool_measures(quantized, task, metric, tmp_path):
+    import openvino as ov
+
+    from mmeffformer.quantization import AccuracyControl
+
+    space = quantized[task]
+    cfg = Config.fromfile(str(space['config']))
+    default = AccuracyControl.from_config(cfg, 0.5).metric.metric
+    assert default == {'seg': 'mIoU', 'det': 'bbox_mAP'}[task]
+    control = AccuracyControl.from_config(cfg, 0.5, metric)
+    assert len(control.items) == 2  # the val set
+    compiled = ov.Core().compile_model(
+        str(space['onnx']), 'CPU', {'INFERENCE_PRECISION_HINT': 'f32'}
+    )
+    ours = control.metric(compiled, control.items)
+    test_tool = load_script(TOOLS / 'test.py')
+    args = ['--backend', 'openvino', '--precision', 'fp32', '--work-dir', str(tmp_path)]
+    theirs = test_tool.main([str(space['config']), str(space['onnx']), *args])[metric]
+    assert ours == pytest.approx(theirs * (100 if task == 'det' else 1), abs=1e-6)  # in points
+
+
+def quantizers(xml) -> int:
+    import openvino as ov
+
+    ops = ov.Core().read_model(str(xml)).get_ordered_ops()
+    return sum(op.get_type_name() == 'FakeQuantize' for op in ops)
+
+
+def test_max_drop_quantizes_with_accuracy_control_on_the_val_metric(quantized, tmp_path, capsys):
+    seg = quantized['seg']
+    quantize = load_script(TOOLS / 'quantize.py')
+    out = tmp_path / 'controlled.xml'
+    quantize.main([
+        str(seg['config']), str(seg['checkpoint']), '--onnx', str(seg['onnx']),
+        '--out', str(out), '--num-images', '3', '--max-drop', '20',
+    ])  # fmt: skip
+    assert 'accuracy control: mIoU on the 2 images of the val set' in capsys.readouterr().out
+    test_tool = load_script(TOOLS / 'test.py')
+    work = ['--work-dir', str(tmp_path)]
+    fp32 = test_tool.main([str(seg['config']), str(seg['onnx']), '--backend', 'onnxruntime', *work])
+    int8 = test_tool.main([str(seg['config']), str(out), *work])
+    assert fp32['mIoU'] > 99.5  # the val labels are its predictions
+    assert int8['mIoU'] >= fp32['mIoU'] - 20
+    assert int8['mIoU'] < 100  # the metric sees what INT8 changes
+    assert quantizers(out) > 0
+
+
+def test_max_drop_refusals_name_what_is_accepted(quantized, tmp_path, capsys):
+    seg = quantized['seg']
+    quantize = load_script(TOOLS / 'quantize.py')
+    args = [str(seg['config']), str(seg['checkpoint']), '--onnx', str(seg['onnx'])]
+    for extra, message in (
+        (['--max-drop', '-1'], 'a drop in points, at least 0; got -1.0'),
+        (['--metric', 'mIoU'], '--metric names the metric of --max-drop'),
+    ):
+        with pytest.raises(SystemExit):
+            quantize.main([*args, '--out', str(tmp_path / 'x.xml'), *extra])
+        assert message in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        quantize.main([*args[:2], '--out', str(tmp_path / 'x.pt2'), '--backend', 'pytorch',
+                       '--max-drop', '1'])  # fmt: skip
+    assert (
+        "--max-drop is NNCF's accuracy control, for --backend openvino" in capsys.readouterr().err
+    )
+    with pytest.raises(KeyError, match=re.escape("0 metrics named 'mIoUU'; name one of ['IoU.b")):
+        quantize.main([*args, '--out', str(tmp_path / 'x.xml'), '--max-drop', '1',
+                       '--metric', 'mIoUU', '--num-images', '1'])  # fmt: skip
     assert not (tmp_path / 'x.xml').exists()
