@@ -6,11 +6,14 @@ Usage: python tools/benchmark.py CONFIG [--part backbone|model] [--shape H W]
            [--keep-freed-memory]
        python tools/benchmark.py CONFIG --backend onnxruntime|openvino --model MODEL.onnx
            [--precision default|fp32|bf16] [--shape H W] [--threads T] [--warmup W] [--repeats R]
+       python tools/benchmark.py CONFIG --backend pytorch --model MODEL.pt2 [--shape H W] [...]
 
 Prints the machine (CPU model and its bf16 flags), threads, dtype, layout and
 device, then the median latency with its inter-quartile range, the minimum and
 the throughput (images / s). With --backend, the exported file (tools/export_onnx.py)
-runs in that runtime on a random normalised image of --shape.
+runs in that runtime on a random normalised image of --shape; ``--backend pytorch`` times
+the whole model with the INT8 program of ``tools/quantize.py --backend pytorch`` as its
+backbone and neck (compiled by Inductor: the warm-up compiles; heads float32).
 
 Reduced dtypes: in eval mode the model runs under autocast; with --deploy the
 EfficientFormer backbones compute in the dtype themselves (switch_to_deploy(...,
@@ -77,6 +80,29 @@ def benchmark_exported(args) -> dict:
     return stats
 
 
+def benchmark_program(args) -> dict:
+    """Time the config's whole model with a .pt2 INT8 program as backbone and neck."""
+    from mmeffformer.export import describe, exportable
+    from mmeffformer.quantization import read_pt2_description, use_quantized_features
+    from mmeffformer.runtimes import check_file_fits
+
+    torch.set_num_threads(args.threads)
+    model, scope = build_model(args.config, 'model')
+    expected = describe(exportable(model, scope, 'model'))
+    check_file_fits(read_pt2_description(args.model), expected, args.model)
+    use_quantized_features(model, args.model)
+    call = model_call(model, scope, 'model', args.batch, *args.shape, 'cpu')
+    stats = time_call(call, args.warmup, args.repeats)
+    args.part = 'model'
+    print(
+        machine_line(
+            args, 'int8 backbone and neck, float32 heads', f'PT2E {Path(args.model).name}, compiled'
+        )
+    )
+    print(timing_line(args, stats))
+    return stats
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config')
@@ -104,8 +130,12 @@ def main(argv=None) -> dict:
         action='store_true',
         help='let glibc keep freed feature maps for reuse (mmeffformer.utils.keep_freed_memory)',
     )
-    parser.add_argument('--backend', choices=['onnxruntime', 'openvino'])
-    parser.add_argument('--model', help='with --backend: the exported .onnx file')
+    parser.add_argument('--backend', choices=['onnxruntime', 'openvino', 'pytorch'])
+    parser.add_argument(
+        '--model',
+        help='with --backend: the exported .onnx file, an INT8 .xml IR (openvino) or an INT8 '
+        '.pt2 program (pytorch)',
+    )
     parser.add_argument(
         '--precision',
         choices=['default', 'fp32', 'bf16'],
@@ -116,6 +146,12 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     if bool(args.backend) != bool(args.model):
         parser.error('--backend and --model go together (an exported file and its runtime)')
+    if args.backend == 'pytorch' and not args.model.endswith('.pt2'):
+        parser.error(f'--backend pytorch times a .pt2 of tools/quantize.py, got {args.model}')
+    if args.backend != 'pytorch' and str(args.model).endswith('.pt2'):
+        parser.error(f'a .pt2 program runs with --backend pytorch, got --backend {args.backend}')
+    if args.backend == 'pytorch':
+        return benchmark_program(args)
     if args.backend:
         return benchmark_exported(args)
     if args.compile and not args.deploy:

@@ -280,18 +280,21 @@ def main(argv=None) -> int:
     seconds['pictures'] = time.perf_counter() - start
 
     start = time.perf_counter()
-    # INT8 where NNCF is installed (the quantize extra), calibrated on training images
-    int8 = not args.no_int8 and importlib.util.find_spec('nncf') is not None
-    int8_images = (2 if args.smoke else 32) if int8 else 0
+    # INT8 where the quantize extra (NNCF, torchao) is installed, calibrated on training
+    # images; the smoke run leaves the PyTorch program uncompiled (Inductor takes minutes)
+    extra = all(importlib.util.find_spec(name) for name in ('nncf', 'torchao'))
+    int8_images = (2 if args.smoke else 32) if extra and not args.no_int8 else 0
     print(
         'exporting both models, evaluating them in ONNX Runtime and OpenVINO'
-        + (' (and INT8 in OpenVINO)' if int8_images else '')
+        + (' (and INT8 in OpenVINO and PyTorch)' if int8_images else '')
     )
     with console_to(out / 'deployment.log'):
         deployment = [
             row
             for name, runner in (('Semantic FPN', seg_runner), ('Mask R-CNN', det_runner))
-            for row in evaluate_exported(name, runner, out, RUNTIMES, int8_images)
+            for row in evaluate_exported(
+                name, runner, out, RUNTIMES, int8_images, compile_int8=not args.smoke
+            )
         ]
     seconds['export and runtimes'] = time.perf_counter() - start
 

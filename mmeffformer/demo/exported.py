@@ -2,8 +2,9 @@
 
 Each trained model is exported once (deploy mode, whole model, free height and width)
 and run through the config's own test loop and metric, in PyTorch and in every runtime,
-so the rows differ only in what computes the outputs; where NNCF is installed, the file
-is also quantized to INT8 (tools/quantize.py's way) and evaluated in OpenVINO.
+so the rows differ only in what computes the outputs; where the quantization extra is
+installed, the model is also quantized to INT8 as tools/quantize.py does, and evaluated in
+OpenVINO (the file, by NNCF) and in PyTorch (backbone and neck, by PT2E).
 """
 
 from __future__ import annotations
@@ -40,10 +41,12 @@ def evaluate_exported(
     out: Path,
     backends: Sequence[str],
     int8_images: int = 0,
+    compile_int8: bool = True,
 ) -> List[Dict[str, object]]:
     """Rows of backend, precision, metrics and seconds per image for one trained model;
-    with ``int8_images``, also its INT8 IR in OpenVINO, calibrated on that many (at most)
-    training images."""
+    with ``int8_images``, also its INT8 IR in OpenVINO and its INT8 PyTorch program (compiled
+    by Inductor unless ``compile_int8=False``), calibrated on that many (at most) training
+    images."""
     cfg = runner.cfg
     scope = cfg.default_scope
     names = METRICS[scope]
@@ -66,16 +69,41 @@ def evaluate_exported(
         quantize_file(cfg, path, xml, int8_images)
         files.append(('openvino', xml, 'openvino_int8'))
     for backend, file, label in files:
-        exported = copy.deepcopy(cfg)
+        exported = exported_cfg(cfg, out / f'{name}_{label}', name)
         exported.model = exported_model_cfg(cfg.model, scope, file, backend=backend)
-        exported.test_cfg = dict(type='TestLoop')
-        exported.work_dir = str(out / f'{name}_{label}')
-        exported.load_from = None
-        exported.experiment_name = f'{name}_{label}_{time.time_ns()}'
         test_runner = Runner.from_cfg(exported)
         precision = 'int8' if file.endswith('.xml') else test_runner.model.runtime.precision
         rows.append(row(backend, precision, *timed_test(test_runner)))
+    if int8_images:
+        from mmeffformer.quantization import use_quantized_features
+
+        pt2 = str(out / f'{name}_int8.pt2')
+        quantize_program(cfg, deployed, pt2, int8_images)
+        test_runner = Runner.from_cfg(exported_cfg(cfg, out / f'{name}_pytorch_int8', name))
+        use_quantized_features(test_runner.model, pt2, compile=compile_int8)
+        rows.append(row('pytorch', 'int8', *timed_test(test_runner)))
     return rows
+
+
+def exported_cfg(cfg, work_dir: Path, name: str):
+    """The trained config for a test run of an exported or quantized form of its model."""
+    exported = copy.deepcopy(cfg)
+    exported.test_cfg = dict(type='TestLoop')
+    exported.work_dir = str(work_dir)
+    exported.load_from = None
+    exported.experiment_name = f'{name}_{work_dir.name}_{time.time_ns()}'
+    return exported
+
+
+def quantize_program(cfg, deployed, pt2: str, num_images: int) -> None:
+    """The deploy-mode model's backbone and neck quantized by PT2E as tools/quantize.py
+    --backend pytorch does, calibrated on up to ``num_images`` training images."""
+    from mmeffformer.export import describe
+    from mmeffformer.quantization import calibration_batches, quantize_pytorch
+
+    batches = calibration_batches(cfg, num_images, 'train', at_most=True)
+    description = describe(exportable(deployed, cfg.default_scope, 'model'))
+    quantize_pytorch(deployed, [image for image, _ in batches], pt2, description)
 
 
 def quantize_file(cfg, onnx_file: str, xml: str, num_images: int) -> None:

@@ -156,7 +156,7 @@ def use_quantized_features(model: nn.Module, path: str, compile: bool = True) ->
     config): its heads get the file's weights, its backbone and neck become the program
     (:class:`QuantizedFeatures`, compiled unless ``compile=False``)."""
     import_pt2e()  # the program's quantized ops are registered by torchao
-    extra = {DESCRIPTION: '', HEADS: ''}
+    extra = {HEADS: ''}  # the description is checked before, by read_pt2_description
     program = torch.export.load(path, extra_files=extra)
     state = torch.load(io.BytesIO(base64.b64decode(extra[HEADS])), map_location='cpu')
     expected = _head_state(model)

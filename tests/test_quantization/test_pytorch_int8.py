@@ -131,3 +131,32 @@ def test_refusals_name_what_is_wrong(programs, tmp_path, monkeypatch):
     run = run_tool('quantize.py', *args, '--out', tmp_path / 'x.pt2', '--num-images', '1')
     assert run.returncode == 1 and "pip install 'mmeffformer[quantize]'" in run.stderr
     assert not (tmp_path / 'x.pt2').exists()
+
+
+def test_benchmark_tool_times_the_model_with_the_program_in_place(programs, monkeypatch):
+    from mmeffformer.quantization import QuantizedFeatures
+
+    # the timing path; Inductor's compile of the program is what the evaluations above run
+    monkeypatch.setattr(torch, 'compile', lambda module, **_: module)
+    calls = []
+    forward = QuantizedFeatures.forward
+    monkeypatch.setattr(
+        QuantizedFeatures,
+        'forward',
+        lambda self, image: calls.append(image.shape) or forward(self, image),
+    )
+    seg, det = programs['seg'], programs['det']
+    timing = ['--shape', '96', '160', '--warmup', '1', '--repeats', '2']
+    run = run_tool(
+        'benchmark.py', seg['config'], '--backend', 'pytorch', '--model', seg['program'], *timing
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert 'model 96x160' in run.stdout and 'int8 backbone and neck, float32 heads' in run.stdout
+    assert re.search(r'median [\d.]+ ms', run.stdout)
+    assert calls == [torch.Size([1, 3, 96, 160])] * 3  # every timed call ran the program
+    run = run_tool('benchmark.py', det['config'], '--backend', 'pytorch', '--model', seg['program'])
+    assert run.returncode == 1 and "task: file 'segmentation', config 'detection'" in run.stderr
+    run = run_tool(
+        'benchmark.py', seg['config'], '--backend', 'openvino', '--model', seg['program']
+    )
+    assert run.returncode == 2 and 'a .pt2 program runs with --backend pytorch' in run.stderr

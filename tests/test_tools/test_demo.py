@@ -62,9 +62,10 @@ def test_demo_smoke_trains_evaluates_and_reports(tmp_path):
     assert curves is not None and curves.shape[1] > curves.shape[0]
     # both trained models exported and evaluated in each runtime, next to PyTorch
     rows = metrics['deployment']
-    # where NNCF is installed, each model's INT8 IR in OpenVINO too
+    # with the quantize extra, each model's INT8 IR in OpenVINO and INT8 program in PyTorch
     files = ['pytorch', 'onnxruntime', 'openvino']
-    files += ['openvino int8'] if importlib.util.find_spec('nncf') else []
+    quantize_extra = all(importlib.util.find_spec(m) for m in ('nncf', 'torchao'))
+    files += ['openvino int8', 'pytorch int8'] if quantize_extra else []
     assert [
         (r['model'], r['backend'] + (' int8' if r['precision'] == 'int8' else '')) for r in rows
     ] == [(model, backend) for model in ('Semantic FPN', 'Mask R-CNN') for backend in files]
