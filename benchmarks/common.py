@@ -122,6 +122,13 @@ def runtimes_on_export(
         return runtimes_on_file(path, names, openvino_precision)
 
 
+def calibration_images(size: Size) -> list:
+    """Two random images scaled like normalised ones, to calibrate INT8 forms on: the speed
+    does not depend on the ranges, and the error is measured on another random image."""
+    generator = torch.Generator().manual_seed(0)
+    return [(torch.rand(1, 3, *size, generator=generator) * 255 - 123) / 58 for _ in range(2)]
+
+
 def relative_error(got, want) -> float:
     """Largest |got - want| over the largest |want|: the reduced-precision error measure."""
     got, want = torch.as_tensor(got).float(), torch.as_tensor(want).float()

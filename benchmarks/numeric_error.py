@@ -7,8 +7,10 @@ with ``float32_residual=False`` (the stream rounded to bf16 after every block), 
 on the ONNX export of the fp32 deploy backbone in its default precision (bf16 where the CPU
 has native bf16). Error: the largest absolute difference over the largest reference value.
 Block by block (``--blocks``): *accumulated* is the bf16 model run whole, *own* the bf16
-block given the fp32 block's input, what it adds by itself. PyTorch's bf16 error does not
-depend on the CPU (emulated bf16 rounds the same way); nothing here is timed.
+block given the fp32 block's input, what it adds by itself. ``--int8``: also the INT8
+forms of ``tools/quantize.py`` on the same weights, calibrated on two other random images:
+OpenVINO on the INT8 IR (NNCF) and the PT2E INT8 program compiled by Inductor. PyTorch's bf16
+error does not depend on the CPU (emulated bf16 rounds the same way); nothing here is timed.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from torch import nn
 
 from benchmarks.common import (
     VARIANTS,
+    calibration_images,
     deployed,
     parse_size,
     recipe,
@@ -42,6 +45,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--size', default='800x1216', help='HxW')
     parser.add_argument(
         '--blocks', nargs='*', default=['l1'], help='variants whose blocks are measured one by one'
+    )
+    parser.add_argument(
+        '--int8',
+        action='store_true',
+        help='also the INT8 forms in OpenVINO and PyTorch (needs the quantize extra)',
     )
 
 
@@ -89,7 +97,30 @@ def in_stream_dtype(value, dtype: torch.dtype):
 MODES = {'bf16 deploy, bf16 stream': False, 'bf16 deploy, fp32 stream': True}
 
 
-def measure_variant(variant: str, size: Tuple[int, int], blocks: bool) -> dict:
+def int8_outputs(reference: nn.Module, size: Tuple[int, int], image: torch.Tensor) -> dict:
+    """The INT8 forms' outputs for ``image``: OpenVINO on the NNCF IR of the ONNX export of
+    ``reference``, and its PT2E program compiled by Inductor."""
+    import os
+    import tempfile
+
+    from mmeffformer.export import export_onnx
+    from mmeffformer.quantization import QuantizedFeatures, quantize_module, quantize_openvino
+    from mmeffformer.runtimes import build_backend
+
+    images = calibration_images(size)
+    outputs = {}
+    with tempfile.TemporaryDirectory() as folder:
+        onnx_file, xml = os.path.join(folder, 'model.onnx'), os.path.join(folder, 'int8.xml')
+        export_onnx(reference, onnx_file, size)
+        quantize_openvino(onnx_file, [i.numpy() for i in images], xml)
+        runtime = build_backend('openvino', xml)
+        outputs[f'openvino int8 ({runtime.precision} elsewhere)'] = runtime(image.numpy())
+    program = QuantizedFeatures(quantize_module(reference, images).module())
+    outputs['pytorch int8 (PT2E, compiled)'] = program(image)
+    return outputs
+
+
+def measure_variant(variant: str, size: Tuple[int, int], blocks: bool, int8: bool) -> dict:
     torch.manual_seed(0)
     backbone, _ = build_model(recipe(variant), 'backbone')
     trained_like(backbone)
@@ -116,6 +147,9 @@ def measure_variant(variant: str, size: Tuple[int, int], blocks: bool) -> dict:
         outputs[mode] = output_errors(low_out, ref_out)
     runtime = runtimes_on_export(reference, size, ['openvino'])['openvino']
     outputs[runtime.describe()] = output_errors(runtime(image.numpy()), ref_out)
+    if int8:
+        for form, got in int8_outputs(reference, size, image).items():
+            outputs[form] = output_errors(got, ref_out)
     row = dict(variant=variant, size=size_name(size), outputs=outputs)
     if blocks:
         row['blocks'] = list(rows.values())
@@ -129,7 +163,7 @@ def output_errors(got, want) -> List[float]:
 
 def measure(args: argparse.Namespace) -> dict:
     size = parse_size(args.size)
-    rows = [measure_variant(v, size, v in args.blocks) for v in args.variants]
+    rows = [measure_variant(v, size, v in args.blocks, args.int8) for v in args.variants]
     return dict(method='Error at strides 4 / 8 / 16 / 32.', rows=rows)
 
 

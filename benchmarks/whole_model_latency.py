@@ -25,6 +25,7 @@ from benchmarks.common import (
     TASKS,
     VARIANTS,
     bf16_autocast,
+    calibration_images,
     deployed,
     fmt,
     medians,
@@ -80,12 +81,6 @@ def calls_for(variant: str, task: str, folder: str, int8: bool) -> dict:
         calls['compiled fp32'] = model_call(compiled, scope, 'model', 1, *size, 'cpu')
         calls['pytorch int8'] = pytorch_int8_call(fast, scope, size, path)
     return calls
-
-
-def calibration_images(size) -> list:
-    """Two random images scaled like normalised ones: the speed does not depend on the ranges."""
-    generator = torch.Generator().manual_seed(0)
-    return [(torch.rand(1, 3, *size, generator=generator) * 255 - 123) / 58 for _ in range(2)]
 
 
 def openvino_int8_call(path: str, size, image) -> Callable[[], object]:

@@ -11,6 +11,7 @@ from .openvino_int8 import FLOAT_SCOPE, quantize_openvino
 from .pytorch_int8 import (
     FeatureExtractor,
     QuantizedFeatures,
+    quantize_module,
     quantize_pytorch,
     read_pt2_description,
     use_quantized_features,
@@ -24,6 +25,7 @@ __all__ = [
     'QuantizedFeatures',
     'calibration_batches',
     'calibration_inputs',
+    'quantize_module',
     'quantize_openvino',
     'quantize_pytorch',
     'read_pt2_description',

@@ -99,6 +99,31 @@ def _head_state(model: nn.Module) -> Dict[str, torch.Tensor]:
     }
 
 
+def quantize_module(module: nn.Module, images: Sequence[torch.Tensor]):
+    """``module`` (eval mode, one image in, tensors out) through ``torch.export`` with free
+    height and width, quantized to INT8 by PT2E (torchao's X86 Inductor quantizer, default
+    recipe) and calibrated on ``images``: the exported program."""
+    if not images:
+        raise ValueError('no calibration images')
+    quantize_pt2e, x86 = import_pt2e()
+    from torch.export import Dim
+
+    example = images[0]
+    # height and width free: one program serves every size the float model serves
+    sizes = (
+        {2: Dim('height', min=MIN_SIDE, max=MAX_SIDE), 3: Dim('width', min=MIN_SIDE, max=MAX_SIDE)},
+    )
+    with torch.no_grad():
+        graph = torch.export.export(module, (example,), dynamic_shapes=sizes)
+        quantizer = x86.X86InductorQuantizer()
+        quantizer.set_global(x86.get_default_x86_inductor_quantization_config())
+        prepared = quantize_pt2e.prepare_pt2e(graph.module(), quantizer)
+        for image in images:
+            prepared(image)
+        converted = quantize_pt2e.convert_pt2e(prepared)
+        return torch.export.export(converted, (example,), dynamic_shapes=sizes)
+
+
 def quantize_pytorch(
     model: nn.Module,
     images: Sequence[torch.Tensor],
@@ -106,31 +131,12 @@ def quantize_pytorch(
     description: Dict[str, str],
 ) -> None:
     """Write ``out`` (``.pt2``): ``model``'s backbone and neck (deploy mode, eval) quantized
-    to INT8 with PT2E, calibrated on ``images`` (the ``(1, C, H, W)`` batches its backbone is
-    fed), with its heads' weights and ``description`` beside the program."""
+    to INT8 by :func:`quantize_module`, calibrated on ``images`` (the ``(1, C, H, W)``
+    batches its backbone is fed), with its heads' weights and ``description`` beside the
+    program."""
     if not str(out).endswith('.pt2'):
         raise ValueError(f'a PyTorch INT8 program is a .pt2 file, got {out!r}')
-    if not images:
-        raise ValueError('no calibration images')
-    quantize_pt2e, x86 = import_pt2e()
-    from torch.export import Dim
-
-    features = FeatureExtractor(model).eval()
-    example = images[0]
-    # height and width free: one program serves every size the float model serves
-    sizes = {
-        2: Dim('height', min=MIN_SIDE, max=MAX_SIDE),
-        3: Dim('width', min=MIN_SIDE, max=MAX_SIDE),
-    }
-    with torch.no_grad():
-        graph = torch.export.export(features, (example,), dynamic_shapes={'image': sizes})
-        quantizer = x86.X86InductorQuantizer()
-        quantizer.set_global(x86.get_default_x86_inductor_quantization_config())
-        prepared = quantize_pt2e.prepare_pt2e(graph.module(), quantizer)
-        for image in images:
-            prepared(image)
-        converted = quantize_pt2e.convert_pt2e(prepared)
-        program = torch.export.export(converted, (example,), dynamic_shapes={'image': sizes})
+    program = quantize_module(FeatureExtractor(model).eval(), images)
     heads = io.BytesIO()
     torch.save(_head_state(model), heads)
     # a .pt2's extra files are text
