@@ -72,6 +72,8 @@ setup(
         'quantize': read_requirements('export.txt')
         + read_requirements('deploy.txt')
         + read_requirements('quantize.txt'),
+        # ExecuTorch programs for phones (tools/export_executorch.py) and their runtime
+        'mobile': read_requirements('mobile.txt'),
     },
     classifiers=[
         'License :: OSI Approved :: Apache Software License',

@@ -6,6 +6,7 @@ Usage: python tools/benchmark.py CONFIG [--part backbone|model] [--shape H W]
            [--keep-freed-memory]
        python tools/benchmark.py CONFIG --backend onnxruntime|openvino --model MODEL.onnx
            [--precision default|fp32|bf16] [--shape H W] [--threads T] [--warmup W] [--repeats R]
+       python tools/benchmark.py CONFIG --backend executorch --model MODEL.pte [--shape H W] [...]
        python tools/benchmark.py CONFIG --backend pytorch --model MODEL.pt2 [--shape H W] [...]
 
 Prints the machine (CPU model and its bf16 flags), threads, dtype, layout and
@@ -130,11 +131,11 @@ def main(argv=None) -> dict:
         action='store_true',
         help='let glibc keep freed feature maps for reuse (mmeffformer.utils.keep_freed_memory)',
     )
-    parser.add_argument('--backend', choices=['onnxruntime', 'openvino', 'pytorch'])
+    parser.add_argument('--backend', choices=['onnxruntime', 'openvino', 'executorch', 'pytorch'])
     parser.add_argument(
         '--model',
-        help='with --backend: the exported .onnx file, an INT8 .xml IR (openvino) or an INT8 '
-        '.pt2 program (pytorch)',
+        help='with --backend: the exported .onnx file, an INT8 .xml IR (openvino), an '
+        'ExecuTorch .pte program (executorch) or an INT8 .pt2 program (pytorch)',
     )
     parser.add_argument(
         '--precision',

@@ -9,6 +9,7 @@ Usage: python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pk
                             [--out ...] [--show-dir ...] [--cfg-options ...]
        python tools/test.py CONFIG MODEL.xml [--backend openvino] [...]
        python tools/test.py CONFIG MODEL.pt2 [--backend pytorch] [...]
+       python tools/test.py CONFIG MODEL.pte [--backend executorch] [...]
 
 The evaluator is the config's (mmdet's CocoMetric, mmseg's IoUMetric); progress
 is logged every few iterations. A checkpoint converted from the authors' files
@@ -16,8 +17,9 @@ with tools/convert_weights.py loads here like any other. A file written by
 tools/export_onnx.py --part model runs in the chosen runtime on the config's
 test data and metric, and so does the INT8 OpenVINO IR of tools/quantize.py
 (MODEL.xml) and its PyTorch INT8 program (MODEL.pt2: the quantized backbone and
-neck compiled by Inductor, the heads in float32); a file exported from another
-model than the config's is refused before evaluation.
+neck compiled by Inductor, the heads in float32), and the ExecuTorch program of
+tools/export_executorch.py --part model (MODEL.pte, XNNPACK, fp32 or INT8); a file
+exported from another model than the config's is refused before evaluation.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ FILE_BACKENDS = {
     '.onnx': ('an ONNX file', ('onnxruntime', 'openvino')),
     '.xml': ('an OpenVINO .xml IR', ('openvino',)),
     '.pt2': ('a .pt2 INT8 program', ('pytorch',)),
+    '.pte': ('an ExecuTorch .pte program', ('executorch',)),
 }
 
 
@@ -68,9 +71,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument(
         '--backend',
-        choices=['onnxruntime', 'openvino', 'pytorch'],
+        choices=['onnxruntime', 'openvino', 'pytorch', 'executorch'],
         help='runtime of an exported model: onnxruntime (.onnx, the default), openvino '
-        '(.onnx or .xml) or pytorch (.pt2 of tools/quantize.py --backend pytorch)',
+        '(.onnx or .xml), pytorch (.pt2 of tools/quantize.py --backend pytorch) or executorch '
+        '(.pte of tools/export_executorch.py)',
     )
     parser.add_argument(
         '--precision',
@@ -83,8 +87,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     suffix = Path(args.checkpoint).suffix
     if args.backend and suffix not in FILE_BACKENDS:
         parser.error(
-            f'--backend runs an exported .onnx model, an OpenVINO .xml IR or a .pt2 INT8 '
-            f'program, got {args.checkpoint}'
+            f'--backend runs an exported .onnx model, an OpenVINO .xml IR, a .pt2 INT8 '
+            f'program or an ExecuTorch .pte program, got {args.checkpoint}'
         )
     if suffix in FILE_BACKENDS and (args.deploy or args.amp):
         parser.error('--deploy / --amp apply to PyTorch checkpoints, not to an exported model')

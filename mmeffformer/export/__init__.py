@@ -1,12 +1,13 @@
 """Export to ONNX: the graphs of backbones, segmentors and detectors (NMS and RoIAlign as ONNX
-ops), the export itself with its metadata, and the check of a file against PyTorch.
+ops), the export itself with its metadata, and the check of a file against PyTorch; and to
+ExecuTorch (:mod:`mmeffformer.export.executorch_export`, imported on use).
 
 The runtimes that run the files are :mod:`mmeffformer.runtimes`; deploy mode (the inference
 rewrite of a backbone) is :func:`mmeffformer.models.switch_to_deploy`.
 """
 
 from .detector_graph import DetectorGraph, UnsupportedModelError
-from .onnx_check import Verification, second_size, verify_onnx
+from .onnx_check import Verification, second_size, verify_file, verify_onnx
 from .onnx_export import (
     DEFAULT_OPSET,
     SegmentorGraph,
@@ -29,5 +30,6 @@ __all__ = [
     'output_names',
     'read_metadata',
     'second_size',
+    'verify_file',
     'verify_onnx',
 ]

@@ -1,4 +1,5 @@
-"""An exported file checked against PyTorch at several input sizes."""
+"""An exported file (ONNX, or an ExecuTorch program) checked against PyTorch at several input
+sizes."""
 
 from __future__ import annotations
 
@@ -92,7 +93,7 @@ def _compare_detections(result: Verification, got, want, score_thr: float) -> No
         result.add('masks (probabilities)', mask_err, mask_err)
 
 
-def verify_onnx(
+def verify_file(
     module: nn.Module,
     path: str,
     sizes: Sequence[Tuple[int, int]],
@@ -122,3 +123,7 @@ def verify_onnx(
             _compare_maps(result, names, got, want)
         results.append(result)
     return results
+
+
+#: the name of :func:`verify_file` from when it checked ONNX files only
+verify_onnx = verify_file

@@ -140,14 +140,18 @@ def describe(module: nn.Module) -> Dict[str, str]:
 
 
 def read_metadata(path: str) -> Dict[str, str]:
-    """The ``mmeffformer.*`` metadata of an exported file, ``.onnx`` or the OpenVINO
-    ``.xml`` IR of tools/quantize.py (empty for other files)."""
-    import onnx
-
+    """The ``mmeffformer.*`` metadata of an exported file: ``.onnx``, the OpenVINO ``.xml``
+    IR of tools/quantize.py or the ExecuTorch ``.pte`` of tools/export_executorch.py (empty
+    for other files)."""
     if str(path).endswith('.xml'):
         from mmeffformer.quantization.openvino_int8 import read_ir_metadata
 
         return {k: v for k, v in read_ir_metadata(path).items() if k != 'precision'}
+    if str(path).endswith('.pte'):
+        from mmeffformer.runtimes.backends import ExecuTorchBackend
+
+        return ExecuTorchBackend(path).metadata()
+    import onnx
 
     model = onnx.load(path, load_external_data=False)
     return {

@@ -6,27 +6,37 @@
   own choice (bf16 on a CPU with native bf16, AMX or AVX512-BF16, else fp32);
   ``'fp32'`` forces float32, ``'bf16'`` asks for bf16.
 
-OpenVINO also runs the INT8 ``.xml`` IR of ``tools/quantize.py``. Both come with
-``pip install 'mmeffformer[deploy]'`` (``make setup`` installs it).
+- ``executorch``: ExecuTorch (XNNPACK) on the ``.pte`` program of
+  ``tools/export_executorch.py``, fp32 or INT8 as written; it refuses a size above the
+  program's bound.
+
+OpenVINO also runs the INT8 ``.xml`` IR of ``tools/quantize.py``. ONNX Runtime and OpenVINO
+come with ``pip install 'mmeffformer[deploy]'``, ExecuTorch with ``'mmeffformer[mobile]'``
+(``make setup`` installs both).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
-BACKENDS = ('onnxruntime', 'openvino')
+BACKENDS = ('onnxruntime', 'openvino', 'executorch')
 PRECISIONS = ('default', 'fp32', 'bf16')
 EXTRA = "pip install 'mmeffformer[deploy]'"
+MOBILE_EXTRA = "pip install 'mmeffformer[mobile]'"
+#: the file each backend runs
+SUFFIXES = {'onnxruntime': ('.onnx',), 'openvino': ('.onnx', '.xml'), 'executorch': ('.pte',)}
 
 
-def _import(module: str, package: str):
+def _import(module: str, package: str, extra: str = EXTRA):
     try:
-        return __import__(module)
+        return __import__(module, fromlist=['_'])
     except ImportError as error:
+        kind = 'mobile' if extra == MOBILE_EXTRA else 'deploy'
         raise ImportError(
-            f'the {package!r} runtime is not installed; install the deploy extra: {EXTRA} '
+            f'the {package!r} runtime is not installed; install the {kind} extra: {extra} '
             f'(or: pip install {package})'
         ) from error
 
@@ -118,6 +128,49 @@ class OpenVINOBackend(Backend):
         return f'openvino (CPU, {self.precision})'
 
 
+class ExecuTorchBackend(Backend):
+    """An ExecuTorch program (``.pte``, XNNPACK) in the ExecuTorch runtime's Python binding."""
+
+    name = 'executorch'
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        runtime = _import('executorch.runtime', 'executorch', MOBILE_EXTRA)
+        self.program = runtime.Runtime.get().load_program(path)
+        names = self.program.method_names
+        self.max_shape = (
+            tuple(self.program.load_method('max_shape').execute([]))
+            if 'max_shape' in names
+            else None
+        )
+        self.method = self.program.load_method('forward')
+        self.precision = self.metadata().get('precision', 'fp32')
+
+    def metadata(self) -> Dict[str, str]:
+        """The model's description written by tools/export_executorch.py (empty if none)."""
+        import json
+
+        if 'mmeffformer_metadata' not in self.program.method_names:
+            return {}
+        (data,) = self.program.load_method('mmeffformer_metadata').execute([])
+        return json.loads(bytes(data.tolist()).decode('utf-8'))
+
+    def __call__(self, image: np.ndarray) -> List[np.ndarray]:
+        import torch
+
+        height, width = image.shape[-2:]
+        if self.max_shape and (height > self.max_shape[0] or width > self.max_shape[1]):
+            raise ValueError(
+                f'{self.path} serves images up to {self.max_shape[0]}x{self.max_shape[1]} '
+                f'(its --max-shape); got {height}x{width}: export it with a larger --max-shape'
+            )
+        outputs = self.method.execute([torch.from_numpy(np.ascontiguousarray(image))])
+        return [np.asarray(o) for o in outputs]
+
+    def describe(self) -> str:
+        return f'executorch (XNNPACK, {self.precision})'
+
+
 def build_backend(
     name: str,
     path: str,
@@ -130,17 +183,30 @@ def build_backend(
         raise ValueError(f'backend must be one of {BACKENDS}, got {name!r}')
     if precision not in PRECISIONS:
         raise ValueError(f'precision must be one of {PRECISIONS}, got {precision!r}')
-    if not str(path).endswith(('.onnx', '.xml')):
+    if not str(path).endswith(('.onnx', '.xml', '.pte')):
         raise ValueError(
-            f'an exported model is an .onnx file, or an OpenVINO .xml IR '
-            f'(tools/quantize.py), got {path!r}'
+            f'an exported model is an .onnx file, an OpenVINO .xml IR (tools/quantize.py) or '
+            f'an ExecuTorch .pte program (tools/export_executorch.py), got {path!r}'
         )
-    if str(path).endswith('.xml') and name != 'openvino':
-        raise ValueError(f'an OpenVINO .xml IR runs in the openvino backend, not {name!r}')
+    if not str(path).endswith(SUFFIXES[name]):
+        kind = {'.xml': 'an OpenVINO .xml IR', '.pte': 'an ExecuTorch .pte program'}
+        runs = {'.xml': 'openvino', '.pte': 'executorch'}
+        suffix = Path(path).suffix
+        if suffix in kind:
+            raise ValueError(f'{kind[suffix]} runs in the {runs[suffix]} backend, not {name!r}')
+        raise ValueError(
+            f'the {name} backend runs {" or ".join(SUFFIXES[name])} files, got {path!r}'
+        )
     builders: Dict[str, Callable[[], Backend]] = {
         'onnxruntime': lambda: OnnxRuntimeBackend(path, device, threads),
         'openvino': lambda: OpenVINOBackend(path, precision, threads),
+        'executorch': lambda: ExecuTorchBackend(path),
     }
+    if name == 'executorch' and (precision == 'bf16' or device != 'cpu'):
+        raise ValueError(
+            'the executorch backend runs a .pte on the CPU in the precision it was written in '
+            f'(fp32 or INT8); got precision {precision!r}, device {device!r}'
+        )
     if name == 'onnxruntime' and precision == 'bf16':
         raise ValueError("onnxruntime runs these files in fp32; precision 'bf16' is openvino's")
     if name == 'openvino' and device != 'cpu':

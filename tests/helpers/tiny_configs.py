@@ -50,6 +50,22 @@ optim_wrapper = dict(optimizer=dict(_delete_=True, type='SGD', lr=0.01))
 TINY = dict(zip(('widths', 'depths', 'num_attention'), ARCHS['tiny']))
 
 
+def batchnorm_config(root: Path, data: Path, v2: bool = False) -> Path:
+    """The tiny segmentor config with BatchNorm in the backbone (deploy mode folds it)."""
+    from tests.helpers.v2_reference import arch_dict
+
+    path = root / f'tiny_{"v2" if v2 else "v1"}_semfpn_bn.py'
+    backbone = "norm_cfg=dict(_delete_=True, type='BN')"
+    if v2:
+        backbone = (
+            f"_delete_=True, type='mmeffformer.EfficientFormerV2', arch={arch_dict('tiny')!r}, "
+            "attn_bias_size=128, norm_cfg=dict(type='BN')"
+        )
+    base = write_config(root, data, 1)
+    path.write_text(f"_base_ = ['{base}']\nmodel = dict(backbone=dict({backbone}))\n")
+    return path
+
+
 def tiny_demo_config(tmp_path: Path, data: Path) -> Path:
     """The demo detection config with a tiny backbone, pointing at ``data``."""
     coco = f'{data}/coco/'

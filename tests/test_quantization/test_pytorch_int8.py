@@ -16,25 +16,10 @@ from mmeffformer.datasets.synthetic import write_dataset
 from mmeffformer.quantization import use_quantized_features
 from mmeffformer.utils.model_analysis import build_model_from_cfg
 from tests.helpers.scripts import run_tool
-from tests.helpers.tiny_configs import tiny_demo_config, write_config
+from tests.helpers.tiny_configs import batchnorm_config, tiny_demo_config
 from tests.helpers.tiny_models import randomise_batchnorm
-from tests.helpers.v2_reference import arch_dict
 
 pytest.importorskip('torchao')
-
-
-def batchnorm_config(root, data, v2: bool = False):
-    """The tiny segmentor config with BatchNorm in the backbone (deploy mode folds it)."""
-    path = root / f'tiny_{"v2" if v2 else "v1"}_semfpn_bn.py'
-    backbone = "norm_cfg=dict(_delete_=True, type='BN')"
-    if v2:
-        backbone = (
-            f"_delete_=True, type='mmeffformer.EfficientFormerV2', arch={arch_dict('tiny')!r}, "
-            "attn_bias_size=128, norm_cfg=dict(type='BN')"
-        )
-    base = write_config(root, data, 1)
-    path.write_text(f"_base_ = ['{base}']\nmodel = dict(backbone=dict({backbone}))\n")
-    return path
 
 
 def float_model(config, checkpoint):

@@ -59,6 +59,21 @@ def _known(*sizes) -> bool:
     return not any(isinstance(n, torch.SymInt) for n in sizes)
 
 
+def _largest_offset(query_stride: int, query_side, key_side):
+    """The largest ``|query_stride * i - j|`` over a query side and a key side.
+
+    With symbolic sizes (torch.export) it is the key side's: the query grid of a strided
+    attention is ``ceil(key / stride)``, so its strided positions never pass the last key.
+    The symbolic solver cannot prove that of the floor divisions that make the grids, and a
+    max op would enter the program (ExecuTorch's edge dialect takes none), so it is taken
+    as given there; the exported programs are checked against the eager model, which
+    computes the max.
+    """
+    if _known(query_side, key_side):
+        return max(query_stride * (query_side - 1), key_side - 1)
+    return key_side - 1
+
+
 class _CachedBias(nn.Module):
     """Base class: computes ``(heads, Nq, Nk)`` biases, cached in eval mode."""
 
@@ -150,6 +165,10 @@ class RelativeOffsetBias(_CachedBias):
         table = self.table.view(self.num_heads, side, side)
         if _known(max_dy, max_dx) and (max_dy + 1, max_dx + 1) == (side, side):
             return table
+        if not _known(max_dy, max_dx):
+            # symbolic sizes (torch.export): aten's bicubic decomposition turns them into
+            # float symbols, which ExecuTorch does not take; the same resize by gathers
+            return resize_bicubic_by_gathers(table, (max_dy + 1, max_dx + 1), align_corners=True)
         resized = F.interpolate(
             table.unsqueeze(0), size=(max_dy + 1, max_dx + 1), mode='bicubic', align_corners=True
         )
@@ -170,11 +189,9 @@ class RelativeOffsetBias(_CachedBias):
             ).flatten(1, -1)
             table = table.view(self.num_heads, -1)
         else:
-            # the largest offsets, from the grid sizes (no tensor read: compiles as one graph;
-            # under torch.export the sizes are symbols, whose max is a symbol too)
+            # the largest offsets, from the grid sizes (no tensor read: compiles as one graph)
             max_dy, max_dx = (
-                torch.sym_max(self.query_stride * (q - 1), k - 1)
-                for q, k in zip(query_grid, key_grid)
+                _largest_offset(self.query_stride, q, k) for q, k in zip(query_grid, key_grid)
             )
             table = self.offset_table(max_dy, max_dx).flatten(1)
         return table[:, dy * (max_dx + 1) + dx]

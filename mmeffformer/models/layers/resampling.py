@@ -102,34 +102,44 @@ def _cubic_weights(t: torch.Tensor, a: float = -0.75) -> torch.Tensor:
     return torch.stack([far(t + 1), near(t), near(1 - t), far(2 - t)], dim=-1)
 
 
-def _cubic_taps(out_size, in_size: int, like: torch.Tensor):
+def _cubic_taps(out_size, in_size: int, like: torch.Tensor, align_corners: bool = False):
     """Source indices ``(out, 4)`` and weights ``(out, 4)`` of a 1-D bicubic resize.
 
-    The sampling of ``F.interpolate(mode='bicubic', align_corners=False)``: source
-    ``(i + 0.5) * in / out - 0.5``, A = -0.75, border taps clamped. Element-wise ops
-    only, so ``out_size`` may be a traced size.
+    The sampling of ``F.interpolate(mode='bicubic')``: source ``(i + 0.5) * in / out - 0.5``,
+    or ``i * (in - 1) / (out - 1)`` with ``align_corners``; A = -0.75, border taps clamped.
+    Element-wise ops only, so ``out_size`` may be a traced size.
     """
     out_index = torch.arange(out_size, device=like.device).to(like.dtype)
-    if isinstance(out_size, torch.SymInt):  # torch.export: a tensor of it would be a constant
-        scale = in_size / out_size
+    if isinstance(out_size, torch.SymInt):
+        # torch.export: a tensor of the size would be a constant, and a Python division of
+        # two sizes a float symbol that ExecuTorch's edge dialect does not take; the sizes
+        # go into tensor ops as they are
+        if align_corners:
+            steps = (out_index.new_ones(()) * (out_size - 1)).clamp(min=1)
+            source = out_index * (in_size - 1) / steps
+        else:
+            source = (out_index + 0.5) * in_size / out_size - 0.5
     else:  # an int, or a size the ONNX tracer records
-        scale = in_size / torch.as_tensor(out_size).to(like.dtype)
-    source = (out_index + 0.5) * scale - 0.5
+        out = torch.as_tensor(out_size).to(like.dtype)
+        if align_corners:
+            source = out_index * (in_size - 1) / (out - 1).clamp(min=1)
+        else:
+            source = (out_index + 0.5) * (in_size / out) - 0.5
     base = torch.floor(source)
     weights = _cubic_weights(source - base)
     taps = base[:, None] + torch.arange(-1, 3, device=like.device).to(like.dtype)
     return taps.clamp(0, in_size - 1).long(), weights
 
 
-def resize_bicubic_by_gathers(x: torch.Tensor, size) -> torch.Tensor:
-    """``F.interpolate(x[None], size, mode='bicubic', align_corners=False)[0]`` for (C, H, W).
+def resize_bicubic_by_gathers(x: torch.Tensor, size, align_corners: bool = False) -> torch.Tensor:
+    """``F.interpolate(x[None], size, mode='bicubic', align_corners=...)[0]`` for (C, H, W).
 
     Rows, then columns: each output is four gathered neighbours times their weights.
     Written for export: the sizes may be traced, and the gathers cost a few
     multiply-adds per output, where ONNX Runtime's cubic Resize took seconds on
     attention-bias-sized maps and dense interpolation matrices cost a matrix product.
     """
-    row_index, row_weight = _cubic_taps(size[0], x.shape[1], x)
+    row_index, row_weight = _cubic_taps(size[0], x.shape[1], x, align_corners)
     rows = sum(x[:, row_index[:, k]] * row_weight[None, :, k, None] for k in range(4))
-    col_index, col_weight = _cubic_taps(size[1], x.shape[2], x)
+    col_index, col_weight = _cubic_taps(size[1], x.shape[2], x, align_corners)
     return sum(rows[:, :, col_index[:, k]] * col_weight[None, None, :, k] for k in range(4))

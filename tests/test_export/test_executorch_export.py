@@ -1,0 +1,144 @@
+"""tools/export_executorch.py -> ExecuTorch (XNNPACK) -> tools/test.py MODEL.pte: a tiny V1
+segmentor in fp32 and a tiny V2 segmentor in INT8, run at sizes below the bound that they
+were not exported at, evaluated with the config's metric; a size above the bound and a file
+of another model are refused."""
+
+from __future__ import annotations
+
+import re
+import sys
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+
+from mmeffformer.datasets.synthetic import write_dataset
+from mmeffformer.export import exportable
+from mmeffformer.models import switch_to_deploy
+from mmeffformer.runtimes import build_backend
+from mmeffformer.utils.model_analysis import build_model_from_cfg
+from tests.helpers.scripts import run_tool
+from tests.helpers.tiny_configs import batchnorm_config, tiny_demo_config
+from tests.helpers.tiny_models import randomise_batchnorm
+
+pytest.importorskip('executorch')
+BOUND = (288, 320)  # the config's test images are 256 x 256
+
+
+def float_logits(config, checkpoint, image: torch.Tensor) -> np.ndarray:
+    """The config's segmentor with the checkpoint's weights, in PyTorch: logits at the input size."""
+    model = build_model_from_cfg(Config.fromfile(str(config)))
+    model.load_state_dict(torch.load(checkpoint, weights_only=False)['state_dict'])
+    with torch.no_grad():
+        return exportable(switch_to_deploy(model.eval()), 'mmseg', 'model')(image).numpy()
+
+
+@pytest.fixture(scope='module')
+def programs(tmp_path_factory):
+    """Per form: config, checkpoint and its .pte (V1 fp32; V2 INT8 on 3 train images)."""
+    root = tmp_path_factory.mktemp('executorch')
+    data = root / 'data'
+    write_dataset(str(data), num_train=3, num_val=2, size=(128, 128))
+    spaces = {}
+    for form, config, extra in (
+        ('v1-fp32', batchnorm_config(root, data), []),
+        ('v2-int8', batchnorm_config(root, data, v2=True), ['--int8', '--num-images', '3']),
+    ):
+        torch.manual_seed(0)
+        model = build_model_from_cfg(Config.fromfile(str(config)))
+        randomise_batchnorm(model)
+        checkpoint = root / f'{form}.pth'
+        torch.save({'state_dict': model.state_dict(), 'meta': {}}, checkpoint)
+        program = root / f'{form}.pte'
+        tolerance = ['--tolerance', '0.5'] if extra else []
+        run = run_tool(
+            'export_executorch.py', config, program, '--part', 'model', '--checkpoint',
+            checkpoint, '--max-shape', *map(str, BOUND), '--shape', '128', '160',
+            *extra, *tolerance,
+        )  # fmt: skip
+        assert run.returncode == 0, run.output[-3000:]
+        spaces[form] = dict(config=config, checkpoint=checkpoint, program=program, run=run)
+    return spaces
+
+
+def test_the_tool_checks_the_program_at_two_sizes_and_names_its_bound(programs):
+    stdout = programs['v1-fp32']['run'].stdout
+    assert 'height and width from 96 up to 288x320' in stdout
+    sizes = re.findall(r'^input (\d+)x(\d+):', stdout, re.M)
+    assert sizes[0] == ('128', '160') and len(sizes) == 2
+    height, width = map(int, sizes[1])
+    assert height != width and height % 32 and width % 32
+    errors = [float(e) for e in re.findall(r'relative to max \|output\| ([\d.e+-]+)', stdout)]
+    assert len(errors) == 2 and max(errors) < 1e-3
+    assert 'calibrating on 3 images of the train set' in programs['v2-int8']['run'].stdout
+
+
+@pytest.mark.parametrize('form, tolerance', [('v1-fp32', 1e-4), ('v2-int8', 0.35)])
+def test_the_program_follows_pytorch_at_sizes_it_was_not_exported_at(programs, form, tolerance):
+    space = programs[form]
+    runtime = build_backend('executorch', str(space['program']))
+    assert runtime.precision == form.split('-')[1]
+    for size in ((100, 150), BOUND):  # below the bound, and the bound itself
+        image = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(1)) * 2 - 1
+        (logits,) = runtime(image.numpy())
+        want = float_logits(space['config'], space['checkpoint'], image)
+        assert logits.shape == want.shape == (1, 4, *size)
+        assert np.abs(logits - want).max() / np.abs(want).max() < tolerance
+
+
+def test_a_size_above_the_bound_is_refused_with_the_bound(programs):
+    runtime = build_backend('executorch', str(programs['v1-fp32']['program']))
+    with pytest.raises(ValueError, match='serves images up to 288x320 .*; got 289x150'):
+        runtime(np.zeros((1, 3, 289, 150), np.float32))
+
+
+@pytest.mark.parametrize('form', ['v1-fp32', 'v2-int8'])
+def test_test_tool_evaluates_the_program_with_the_configs_metric(programs, form, tmp_path):
+    space = programs[form]
+    run = run_tool('test.py', space['config'], space['program'], '--work-dir', tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert 'in executorch (XNNPACK' in run.output
+    got = float(re.search(r'mIoU: ([\d.]+)', run.output)[1])
+    run = run_tool('test.py', space['config'], space['checkpoint'], '--work-dir', tmp_path)
+    want = float(re.search(r'mIoU: ([\d.]+)', run.output)[1])
+    assert abs(got - want) <= (0.1 if form == 'v1-fp32' else 5.0)
+
+
+def test_benchmark_tool_times_the_program(programs):
+    space = programs['v1-fp32']
+    run = run_tool(
+        'benchmark.py', space['config'], '--backend', 'executorch', '--model', space['program'],
+        '--shape', '128', '160', '--warmup', '1', '--repeats', '2',
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert 'executorch (XNNPACK, fp32)' in run.stdout and re.search(r'median [\d.]+ ms', run.stdout)
+
+
+def test_refusals_name_what_is_wrong(programs, tmp_path, monkeypatch):
+    space = programs['v1-fp32']
+    det_config = tiny_demo_config(tmp_path, tmp_path / 'data')
+    run = run_tool('test.py', det_config, space['program'], '--work-dir', tmp_path)
+    assert run.returncode == 1 and "task: file 'segmentation', config 'detection'" in run.stderr
+    run = run_tool('test.py', space['config'], space['program'], '--backend', 'openvino')
+    assert run.returncode == 2 and 'an ExecuTorch .pte program runs with --backend executorch' in (
+        run.stderr
+    )
+    run = run_tool('export_executorch.py', det_config, tmp_path / 'x.pte', '--part', 'model')
+    assert run.returncode == 1 and '--part model exports a whole segmentor' in run.stderr
+    run = run_tool(
+        'export_executorch.py', space['config'], tmp_path / 'x.pte', '--max-shape', '64', '200'
+    )
+    assert run.returncode == 2 and '--max-shape must be at least 96 on each side' in run.stderr
+    run = run_tool(
+        'export_executorch.py', space['config'], tmp_path / 'x.pte', '--max-shape', '128', '128',
+        '--shape', '160', '128',
+    )  # fmt: skip
+    assert run.returncode == 2 and 'must lie between 96 and the bound' in run.stderr
+    for name in [name for name in sys.modules if name.split('.')[0] == 'executorch']:
+        monkeypatch.setitem(sys.modules, name, None)  # as if not installed
+    run = run_tool('export_executorch.py', space['config'], tmp_path / 'x.pte')
+    assert run.returncode == 1 and "pip install 'mmeffformer[mobile]'" in run.stderr
+    with pytest.raises(ImportError, match=re.escape("pip install 'mmeffformer[mobile]'")):
+        build_backend('executorch', str(space['program']))
+    assert not (tmp_path / 'x.pte').exists()
