@@ -120,6 +120,14 @@ def test_the_ir_is_int8_with_free_height_and_width_and_float_attention_biases(qu
             if op.get_type_name() == 'FakeQuantize':
                 source = op.input_value(0).get_node()
                 assert '/attn/bias/' not in source.get_friendly_name()
+    # V2's attention query and key convolutions stay float, its other convolutions do not
+    ops = ov.Core().read_model(str(quantized['seg-v2']['xml'])).get_ordered_ops()
+    convolutions = [op for op in ops if op.get_type_name() == 'Convolution']
+    query_key = [op for op in convolutions if re.search('/attn/(q|k)/', op.get_friendly_name())]
+    assert query_key and len(query_key) < len(convolutions)
+    for op in convolutions:
+        fed = {op.input_value(i).get_node().get_type_name() for i in range(2)}
+        assert ('FakeQuantize' in fed) != (op in query_key), op.get_friendly_name()
 
 
 @pytest.mark.parametrize('task', ['seg', 'det', 'seg-v2'])
