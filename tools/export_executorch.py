@@ -93,7 +93,14 @@ def build(cfg: Config, args: argparse.Namespace):
 
 
 def main(argv=None) -> int:
-    from mmeffformer.export import describe, exportable, output_names, second_size, verify_file
+    from mmeffformer.export import (
+        describe,
+        exportable,
+        output_names,
+        report,
+        second_size,
+        verify_file,
+    )
     from mmeffformer.export.executorch_export import export_executorch, import_executorch
 
     args = parse_args(argv)
@@ -136,14 +143,7 @@ def main(argv=None) -> int:
     second = [side - 5 if side % 32 == 0 else side for side in second]
     sizes = [tuple(args.shape), tuple(second)]
     results = verify_file(module, args.out, sizes, names, backend='executorch')
-    print('ExecuTorch vs PyTorch:')
-    for result in results:
-        print(result)
-    worst = max(result.worst_rel() for result in results)
-    if worst > args.tolerance:
-        print(f'FAILED: relative difference {worst:.3g} > {args.tolerance}')
-        return 1
-    return 0
+    return report(results, 'ExecuTorch vs PyTorch:', args.tolerance)
 
 
 if __name__ == '__main__':

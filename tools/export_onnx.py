@@ -23,7 +23,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import mmeffformer  # noqa: E402,F401
-from mmeffformer.export import DEFAULT_OPSET, export_onnx, exportable, second_size, verify_onnx  # noqa: E402
+from mmeffformer.export import (  # noqa: E402
+    DEFAULT_OPSET,
+    export_onnx,
+    exportable,
+    report,
+    second_size,
+    verify_file,
+)
 from mmeffformer.utils.model_analysis import build_model  # noqa: E402
 
 
@@ -75,15 +82,8 @@ def main(argv=None) -> int:
         return 0
     batch = 2 if args.dynamic_batch else 1
     sizes = [size, second_size(size)]
-    results = verify_onnx(module, args.out, sizes, names, batch=batch, score_thr=args.score_thr)
-    print(f'ONNX Runtime vs PyTorch (batch {batch}):')
-    for result in results:
-        print(result)
-    worst = max(result.worst_rel() for result in results)
-    if worst > args.tolerance:
-        print(f'FAILED: relative difference {worst:.3g} > {args.tolerance}')
-        return 1
-    return 0
+    results = verify_file(module, args.out, sizes, names, batch=batch, score_thr=args.score_thr)
+    return report(results, f'ONNX Runtime vs PyTorch (batch {batch}):', args.tolerance)
 
 
 if __name__ == '__main__':

@@ -7,7 +7,7 @@ rewrite of a backbone) is :func:`mmeffformer.models.switch_to_deploy`.
 """
 
 from .detector_graph import DetectorGraph, UnsupportedModelError
-from .onnx_check import Verification, second_size, verify_file, verify_onnx
+from .onnx_check import Verification, report, second_size, verify_file, verify_onnx
 from .onnx_export import (
     DEFAULT_OPSET,
     SegmentorGraph,
@@ -29,6 +29,7 @@ __all__ = [
     'exportable',
     'output_names',
     'read_metadata',
+    'report',
     'second_size',
     'verify_file',
     'verify_onnx',

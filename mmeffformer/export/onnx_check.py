@@ -125,5 +125,18 @@ def verify_file(
     return results
 
 
+def report(results: Sequence[Verification], title: str, tolerance: float) -> int:
+    """Print the differences under ``title``; the exit status: 1 when one exceeds
+    ``tolerance`` (relative to its output's scale), else 0."""
+    print(title)
+    for result in results:
+        print(result)
+    worst = max(result.worst_rel() for result in results)
+    if worst > tolerance:
+        print(f'FAILED: relative difference {worst:.3g} > {tolerance}')
+        return 1
+    return 0
+
+
 #: the name of :func:`verify_file` from when it checked ONNX files only
 verify_onnx = verify_file
