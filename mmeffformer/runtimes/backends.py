@@ -135,14 +135,12 @@ class ExecuTorchBackend(Backend):
 
     def __init__(self, path: str) -> None:
         super().__init__(path)
-        from mmeffformer.export.executorch_export import BOUND_METHOD
-
         runtime = _import('executorch.runtime', 'executorch', MOBILE_EXTRA)
         self.program = runtime.Runtime.get().load_program(path)
         names = self.program.method_names
         self.max_shape = (
-            tuple(self.program.load_method(BOUND_METHOD).execute([]))
-            if BOUND_METHOD in names
+            tuple(self.program.load_method('max_shape').execute([]))
+            if 'max_shape' in names
             else None
         )
         self.method = self.program.load_method('forward')
@@ -152,11 +150,9 @@ class ExecuTorchBackend(Backend):
         """The model's description written by tools/export_executorch.py (empty if none)."""
         import json
 
-        from mmeffformer.export.executorch_export import METADATA_METHOD
-
-        if METADATA_METHOD not in self.program.method_names:
+        if 'mmeffformer_metadata' not in self.program.method_names:
             return {}
-        (data,) = self.program.load_method(METADATA_METHOD).execute([])
+        (data,) = self.program.load_method('mmeffformer_metadata').execute([])
         return json.loads(bytes(data.tolist()).decode('utf-8'))
 
     def __call__(self, image: np.ndarray) -> List[np.ndarray]:
