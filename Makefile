@@ -48,11 +48,16 @@ $(STAMP): $(DEPS)
 		'mmseg', mmseg.__version__)"
 	touch $@
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist), one test module per worker at a
+# time, so the expensive module fixtures (exports, quantizations) are built once.
+TEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest tests -n $(TEST_WORKERS) --dist loadfile
+
 test: setup
-	MMEFFFORMER_STACK=$(STACK) $(PY) -m pytest tests --durations=20
+	MMEFFFORMER_STACK=$(STACK) $(PYTEST) --durations=20
 
 test-compat: setup
-	MMEFFFORMER_STACK=$(STACK) $(PY) -m pytest tests -m compat
+	MMEFFFORMER_STACK=$(STACK) $(PYTEST) -m compat
 
 lint: setup
 	$(VENV)/bin/ruff check .
