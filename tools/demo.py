@@ -284,16 +284,20 @@ def main(argv=None) -> int:
     # images; the smoke run leaves the PyTorch program uncompiled (Inductor takes minutes)
     extra = all(importlib.util.find_spec(name) for name in ('nncf', 'torchao'))
     int8_images = (2 if args.smoke else 32) if extra and not args.no_int8 else 0
+    # ExecuTorch where the mobile extra is installed; not in the smoke run (lowering a model
+    # to XNNPACK takes a minute or more)
+    executorch = bool(importlib.util.find_spec('executorch')) and not args.smoke
     print(
         'exporting both models, evaluating them in ONNX Runtime and OpenVINO'
         + (' (and INT8 in OpenVINO and PyTorch)' if int8_images else '')
+        + (' (and in ExecuTorch)' if executorch else '')
     )
     with console_to(out / 'deployment.log'):
         deployment = [
             row
             for name, runner in (('Semantic FPN', seg_runner), ('Mask R-CNN', det_runner))
             for row in evaluate_exported(
-                name, runner, out, RUNTIMES, int8_images, compile_int8=not args.smoke
+                name, runner, out, RUNTIMES, int8_images, not args.smoke, executorch
             )
         ]
     seconds['export and runtimes'] = time.perf_counter() - start

@@ -1,15 +1,18 @@
-"""Export a config's backbone or whole segmentor to an ExecuTorch program (XNNPACK), and check it.
+"""Export a config's backbone, segmentor or detector to an ExecuTorch program (XNNPACK); check it.
 
 Usage: python tools/export_executorch.py CONFIG OUT.pte [--part backbone|model]
            [--checkpoint CKPT] [--max-shape 1024 1024] [--shape H W]
            [--int8 [--num-images 32] [--split train] [--seed 0]] [--tolerance 1e-3]
-           [--no-verify] [--cfg-options ...]
+           [--score-thr 0.3] [--no-verify] [--cfg-options ...]
 
 The deploy-mode model goes through ``torch.export`` with height and width free from 96 up
 to ``--max-shape`` (ExecuTorch plans memory for the largest input: one file serves every
 size up to the bound, and the runtime refuses larger images) and is lowered to XNNPACK, the
 CPU backend of ExecuTorch on Android, iOS and desktop. ``--part model`` puts a whole
-segmentor in the program (image -> class logits at the input size). ``--int8`` quantizes it
+segmentor in the program (image -> class logits at the input size), or a detector's networks
+(backbone, neck and dense head; each R-CNN box and mask head as a method of its own), whose
+anchors, box decoding, NMS and RoIAlign the runtime does in PyTorch
+(``mmeffformer.runtimes.program_detector``). ``--int8`` quantizes the image method
 first with XNNPACK's PT2E quantizer (INT8 activations, per-channel INT8 weights), calibrated
 on ``--num-images`` images of the config's train set drawn through its test pipeline and
 data preprocessor, as ``tools/quantize.py`` calibrates.
@@ -18,7 +21,8 @@ Unless ``--no-verify``, the program runs in the ExecuTorch runtime beside PyTorc
 model it was made from) on random images at ``--shape`` and at a second, non-square size
 that is not a multiple of 32; the largest differences are printed and the tool exits with
 status 1 when one exceeds ``--tolerance`` (relative to the output's scale; for ``--int8``
-the INT8 program is compared with the float model, so give it a tolerance of that size).
+the INT8 program is compared with the float model, so give it a tolerance of that size; for
+detectors, the detections with score >= ``--score-thr`` are compared).
 """
 
 from __future__ import annotations
@@ -55,6 +59,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--split', choices=['train', 'val', 'test'], default='train')
     parser.add_argument('--seed', type=int, default=0, help='which images calibrate')
     parser.add_argument('--tolerance', type=float, default=1e-3)
+    parser.add_argument(
+        '--score-thr', type=float, default=0.3, help='detections compared by the check'
+    )
     parser.add_argument('--no-verify', action='store_true')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override settings')
     args = parser.parse_args(argv)
@@ -94,14 +101,13 @@ def build(cfg: Config, args: argparse.Namespace):
 
 def main(argv=None) -> int:
     from mmeffformer.export import (
-        describe,
         exportable,
         output_names,
         report,
         second_size,
         verify_file,
     )
-    from mmeffformer.export.executorch_export import export_executorch, import_executorch
+    from mmeffformer.export.executorch_export import export_program, import_executorch
 
     args = parse_args(argv)
     import_executorch()  # a missing package is named before any work
@@ -112,25 +118,21 @@ def main(argv=None) -> int:
         cfg.merge_from_dict(args.cfg_options)
     cfg.model.backbone.init_cfg = None  # weights come from --checkpoint (or stay random)
     scope = cfg.get('default_scope', 'mmdet')
-    if args.part == 'model' and scope != 'mmseg':
-        raise ValueError(
-            f'--part model exports a whole segmentor (scope mmseg); this config is {scope!r}: '
-            'export its backbone with --part backbone'
-        )
     module = exportable(build(cfg, args), scope, args.part).eval()
-    metadata = dict(describe(module), precision='int8' if args.int8 else 'fp32')
     images = None
     if args.int8:
+        import torch
+
         from mmeffformer.datasets.checks import check_data_roots
-        from mmeffformer.quantization import calibration_batches
+        from mmeffformer.quantization.calibration import calibration_inputs
 
         check_data_roots(cfg, loaders=(f'{args.split}_dataloader', 'test_dataloader'))
-        batches = calibration_batches(cfg, args.num_images, args.split, args.seed)
-        images = [image for image, _ in batches]
+        inputs = calibration_inputs(cfg, args.num_images, args.split, args.seed)
+        images = [torch.from_numpy(array) for array in inputs]
         print(f'calibrating on {len(images)} images of the {args.split} set')
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     bound = tuple(args.max_shape)
-    export_executorch(module, args.out, tuple(args.shape), bound, metadata, images)
+    metadata = export_program(module, args.out, tuple(args.shape), bound, cfg, images)
     names = output_names(module)
     print(
         f'wrote {args.out} ({metadata["precision"]}, XNNPACK; outputs {", ".join(names)}; '
@@ -142,7 +144,9 @@ def main(argv=None) -> int:
     second = [min(side, limit) for side, limit in zip(second_size(tuple(args.shape)), bound)]
     second = [side - 5 if side % 32 == 0 else side for side in second]
     sizes = [tuple(args.shape), tuple(second)]
-    results = verify_file(module, args.out, sizes, names, backend='executorch')
+    results = verify_file(
+        module, args.out, sizes, names, backend='executorch', score_thr=args.score_thr
+    )
     return report(results, 'ExecuTorch vs PyTorch:', args.tolerance)
 
 

@@ -4,7 +4,9 @@ Each trained model is exported once (deploy mode, whole model, free height and w
 and run through the config's own test loop and metric, in PyTorch and in every runtime,
 so the rows differ only in what computes the outputs; where the quantization extra is
 installed, the model is also quantized to INT8 as tools/quantize.py does, and evaluated in
-OpenVINO (the file, by NNCF) and in PyTorch (backbone and neck, by PT2E).
+OpenVINO (the file, by NNCF) and in PyTorch (backbone and neck, by PT2E); where the mobile
+extra is installed, it is also written as ExecuTorch programs (fp32, and INT8 with the
+quantization extra) as tools/export_executorch.py --part model writes them.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ METRICS = {
     'mmseg': {'mIoU': ('mIoU', 1.0)},
 }
 TRACE_SIZE = (160, 160)
+#: the largest image an ExecuTorch program of the demo serves: the demo's test size (160) and
+#: the larger test scales docs/demo.md evaluates at
+EXECUTORCH_BOUND = (320, 320)
 
 
 def timed_test(runner: Runner) -> tuple:
@@ -42,11 +47,13 @@ def evaluate_exported(
     backends: Sequence[str],
     int8_images: int = 0,
     compile_int8: bool = True,
+    executorch: bool = False,
 ) -> List[Dict[str, object]]:
     """Rows of backend, precision, metrics and seconds per image for one trained model;
     with ``int8_images``, also its INT8 IR in OpenVINO and its INT8 PyTorch program (compiled
     by Inductor unless ``compile_int8=False``), calibrated on that many (at most) training
-    images."""
+    images; with ``executorch``, its ExecuTorch programs (fp32, and INT8 with
+    ``int8_images``)."""
     cfg = runner.cfg
     scope = cfg.default_scope
     names = METRICS[scope]
@@ -68,6 +75,11 @@ def evaluate_exported(
         xml = str(out / f'{name}_int8.xml')
         quantize_file(cfg, path, xml, int8_images)
         files.append(('openvino', xml, 'openvino_int8'))
+    if executorch:
+        for count in [0] + ([int8_images] if int8_images else []):
+            pte = str(out / f'{name}_{"int8" if count else "fp32"}.pte')
+            write_program(cfg, deployed, pte, count)
+            files.append(('executorch', pte, f'executorch_{"int8" if count else "fp32"}'))
     for backend, file, label in files:
         exported = exported_cfg(cfg, out / f'{name}_{label}', name)
         exported.model = exported_model_cfg(cfg.model, scope, file, backend=backend)
@@ -114,3 +126,20 @@ def quantize_file(cfg, onnx_file: str, xml: str, num_images: int) -> None:
 
     inputs = calibration_inputs(cfg, num_images, 'train', at_most=True)
     quantize_openvino(onnx_file, inputs, xml, metadata=read_metadata(onnx_file))
+
+
+def write_program(cfg, deployed, pte: str, num_images: int) -> None:
+    """The deploy-mode model as the ExecuTorch program tools/export_executorch.py --part model
+    writes (bound :data:`EXECUTORCH_BOUND`); INT8 when ``num_images``, calibrated on up to that
+    many training images."""
+    import torch
+
+    from mmeffformer.export.executorch_export import export_program
+    from mmeffformer.quantization import calibration_inputs
+
+    images = None
+    if num_images:
+        inputs = calibration_inputs(cfg, num_images, 'train', at_most=True)
+        images = [torch.from_numpy(array) for array in inputs]
+    module = exportable(deployed, cfg.default_scope, 'model').eval()
+    export_program(module, pte, TRACE_SIZE, EXECUTORCH_BOUND, cfg, images)

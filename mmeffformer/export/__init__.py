@@ -6,7 +6,8 @@ The runtimes that run the files are :mod:`mmeffformer.runtimes`; deploy mode (th
 rewrite of a backbone) is :func:`mmeffformer.models.switch_to_deploy`.
 """
 
-from .detector_graph import DetectorGraph, UnsupportedModelError
+from mmeffformer.models.graphs.detector_graph import DetectorGraph, UnsupportedModelError
+
 from .onnx_check import Verification, report, second_size, verify_file, verify_onnx
 from .onnx_export import (
     DEFAULT_OPSET,

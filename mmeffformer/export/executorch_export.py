@@ -1,28 +1,33 @@
 """ExecuTorch programs (``.pte``) for XNNPACK, the CPU backend of ExecuTorch on Android, iOS
-and desktop: a backbone or a whole segmentor through ``torch.export`` with height and width
-free up to a bound, optionally quantized to INT8 with XNNPACK's PT2E quantizer, lowered to
-XNNPACK.
+and desktop: a backbone, a whole segmentor or a detector's networks through ``torch.export``
+with height and width free up to a bound, optionally quantized to INT8 with XNNPACK's PT2E
+quantizer, lowered to XNNPACK.
 
 ExecuTorch plans its memory for the largest input, so a program has an upper bound on
 height and width (``max_shape``); it runs every size from :data:`MIN_SIDE` up to it. The
-program carries two constant methods beside ``forward``: ``mmeffformer_metadata`` (the
-model's description as UTF-8 JSON bytes, what ``read_metadata`` gives for ONNX files) and
-``max_shape`` (``[height, width]``), so a runtime can refuse a file of another model and a
-size above the bound (ExecuTorch itself does not check it).
+program carries two constant methods beside ``forward``: the model's description as UTF-8
+JSON bytes (what ``read_metadata`` gives for ONNX files) and ``[height, width]`` of the
+bound, so a runtime can refuse a file of another model and a size above the bound
+(ExecuTorch itself does not check it). A detector's program holds its networks only: see
+:func:`export_executorch_detector`.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 
+from mmeffformer.models.graphs.detector_graph import DetectorGraph
+from mmeffformer.runtimes.backends import BOUND_METHOD, METADATA_METHOD
+from mmeffformer.runtimes.program_detector import MODEL_CFG_METHOD, DetectorTrunk, roi_heads
+
 EXTRA = "pip install 'mmeffformer[mobile]'"
 #: the smallest side a program serves (the stride-32 map must be larger than 1 x 1)
 MIN_SIDE = 96
-METADATA_METHOD, BOUND_METHOD = 'mmeffformer_metadata', 'max_shape'
 
 
 def import_executorch():
@@ -95,6 +100,62 @@ def _quantized(graph, images: Sequence[torch.Tensor]):
     return converted
 
 
+def _check_example(example_size: Tuple[int, int], max_shape: Tuple[int, int]) -> None:
+    for name, side, bound in zip(('height', 'width'), example_size, max_shape):
+        if not MIN_SIDE <= side <= bound:
+            raise ValueError(
+                f'the example {name} {side} must lie in [{MIN_SIDE}, {bound}] (the bound of '
+                '--max-shape)'
+            )
+
+
+def _image_program(
+    module: nn.Module,
+    example_size: Tuple[int, int],
+    max_shape: Tuple[int, int],
+    int8_images: Optional[Sequence[torch.Tensor]],
+    divisor: int = 1,
+):
+    """``module`` on one image, exported with height and width free from :data:`MIN_SIDE` to
+    ``max_shape`` (multiples of ``divisor``), quantized to INT8 when given calibration images."""
+    from torch.export import Dim
+
+    sides = [math.ceil(side / divisor) for side in example_size]
+    dims = [
+        Dim(name, min=math.ceil(MIN_SIDE / divisor), max=math.ceil(int(bound) / divisor))
+        for name, bound in zip(('height', 'width'), max_shape)
+    ]
+    # a detector's image is padded to the divisor: its sides are multiples of it
+    sides_of = [dim * divisor if divisor > 1 else dim for dim in dims]
+    sizes = ({2: sides_of[0], 3: sides_of[1]},)
+    example = (torch.rand(1, 3, *(side * divisor for side in sides)),)
+    with torch.no_grad():
+        graph = torch.export.export(module, example, dynamic_shapes=sizes)
+        if int8_images is not None:
+            graph = torch.export.export(
+                _quantized(graph, int8_images), example, dynamic_shapes=sizes
+            )
+    return graph
+
+
+def _write(programs: Dict[str, object], out: str, constants: Dict[str, object]) -> None:
+    """Lower the exported ``programs`` (method name -> program) to XNNPACK, write ``out``."""
+    if not str(out).endswith('.pte'):
+        raise ValueError(f'an ExecuTorch program is a .pte file, got {out!r}')
+    lower, partitioner = import_executorch()
+    program = lower(programs, partitioner=[partitioner()], constant_methods=constants)
+    with open(out, 'wb') as file:
+        file.write(program.to_executorch().buffer)
+
+
+def _constants(metadata: Dict[str, str], max_shape: Tuple[int, int]) -> Dict[str, object]:
+    text = json.dumps(metadata, sort_keys=True).encode('utf-8')
+    return {
+        METADATA_METHOD: torch.tensor(list(text), dtype=torch.uint8),
+        BOUND_METHOD: [int(max_shape[0]), int(max_shape[1])],
+    }
+
+
 def export_executorch(
     module: nn.Module,
     out: str,
@@ -106,35 +167,77 @@ def export_executorch(
     """Write ``out``: ``module`` (eval mode, one image in) lowered to XNNPACK, heights from
     :data:`MIN_SIDE` to ``max_shape[0]`` and widths to ``max_shape[1]``; INT8 when given
     calibration images (``(1, C, H, W)`` each)."""
-    from torch.export import Dim
+    _check_example(example_size, max_shape)
+    import_executorch()  # a missing package is named before any work
+    graph = _image_program(module, example_size, max_shape, int8_images)
+    _write({'forward': graph}, out, _constants(metadata, max_shape))
 
-    if not str(out).endswith('.pte'):
-        raise ValueError(f'an ExecuTorch program is a .pte file, got {out!r}')
-    for name, side, bound in zip(('height', 'width'), example_size, max_shape):
-        if not MIN_SIDE <= side <= bound:
-            raise ValueError(
-                f'the example {name} {side} must lie in [{MIN_SIDE}, {bound}] (the bound of '
-                '--max-shape)'
+
+def export_executorch_detector(
+    graph: DetectorGraph,
+    out: str,
+    example_size: Tuple[int, int],
+    max_shape: Tuple[int, int],
+    metadata: Dict[str, str],
+    model_cfg: dict,
+    int8_images: Optional[Sequence[torch.Tensor]] = None,
+) -> None:
+    """Write ``out``: a detector's networks, one method each, lowered to XNNPACK.
+
+    ``forward`` takes the normalised image padded to the preprocessor's size divisor and
+    gives the dense head's class scores and box deltas per level (and, before them, the FPN
+    features of a two-stage detector); each R-CNN box head and mask head is a method of its
+    own (``box_head0``, ``mask_head0``, ...: RoI features in, the head's outputs out, up to
+    the number of RoIs ``test_cfg`` lets through). What lies between them (anchors, box
+    decoding, NMS, RoIAlign) has no weights: the runtime does it in PyTorch, the same way
+    for every file (:mod:`mmeffformer.runtimes.program_detector`), from ``model_cfg``, which
+    the program carries. INT8 (calibration images: unpadded ``(1, C, H, W)``) quantizes
+    ``forward``; the RoI heads stay fp32.
+    """
+    _check_example(example_size, max_shape)
+    import_executorch()
+    trunk = DetectorTrunk(graph).eval()
+    divisor = graph.size_divisor
+    if int8_images is not None:
+        from mmeffformer.models.graphs.detector_graph import pad_to_divisor
+
+        int8_images = [pad_to_divisor(image, divisor) for image in int8_images]
+    programs = {'forward': _image_program(trunk, example_size, max_shape, int8_images, divisor)}
+    for name, (owner, attribute, roi_shape, most) in roi_heads(graph).items():
+        head = getattr(owner, attribute)
+        rois = torch.export.Dim('rois', min=1, max=most)
+        # the example has the most RoIs: from a smaller one ExecuTorch 1.5 planned the mask
+        # head's memory for fewer RoIs than the bound (15 of 20) and refused the rest
+        with torch.no_grad():
+            programs[name] = torch.export.export(
+                head, (torch.rand(most, *roi_shape),), dynamic_shapes=({0: rois},)
             )
-    lower, partitioner = import_executorch()
-    sizes = (
-        {
-            2: Dim('height', min=MIN_SIDE, max=int(max_shape[0])),
-            3: Dim('width', min=MIN_SIDE, max=int(max_shape[1])),
-        },
-    )
-    example = (torch.rand(1, 3, *example_size),)
-    with torch.no_grad():
-        graph = torch.export.export(module, example, dynamic_shapes=sizes)
-        if int8_images is not None:
-            graph = torch.export.export(
-                _quantized(graph, int8_images), example, dynamic_shapes=sizes
-            )
-    text = json.dumps(metadata, sort_keys=True).encode('utf-8')
-    constants = {
-        METADATA_METHOD: torch.tensor(list(text), dtype=torch.uint8),
-        BOUND_METHOD: [int(max_shape[0]), int(max_shape[1])],
-    }
-    program = lower(graph, partitioner=[partitioner()], constant_methods=constants)
-    with open(out, 'wb') as file:
-        file.write(program.to_executorch().buffer)
+    constants = _constants(metadata, max_shape)
+    text = json.dumps(model_cfg, sort_keys=True).encode('utf-8')
+    constants[MODEL_CFG_METHOD] = torch.tensor(list(text), dtype=torch.uint8)
+    _write(programs, out, constants)
+
+
+def export_program(
+    module: nn.Module,
+    out: str,
+    example_size: Tuple[int, int],
+    max_shape: Tuple[int, int],
+    cfg,
+    int8_images: Optional[Sequence[torch.Tensor]] = None,
+) -> Dict[str, str]:
+    """Write ``out`` for ``module``, the :func:`~mmeffformer.export.exportable` form of
+    ``cfg``'s model or backbone: a detector's networks (:func:`export_executorch_detector`,
+    carrying ``cfg.model``) or the module whole; INT8 when given calibration images.
+    Returns the metadata written (:func:`~mmeffformer.export.describe` and the precision)."""
+    from .onnx_export import describe
+
+    metadata = dict(describe(module), precision='fp32' if int8_images is None else 'int8')
+    if isinstance(module, DetectorGraph):
+        model_cfg = dict(default_scope=cfg.get('default_scope', 'mmdet'), model=cfg.model.to_dict())
+        export_executorch_detector(
+            module, out, example_size, max_shape, metadata, model_cfg, int8_images
+        )
+    else:
+        export_executorch(module, out, example_size, max_shape, metadata, int8_images)
+    return metadata

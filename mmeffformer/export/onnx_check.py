@@ -11,9 +11,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from mmeffformer.models.graphs.detector_graph import DetectorGraph
 from mmeffformer.runtimes.backends import build_backend
-
-from .detector_graph import DetectorGraph
 
 
 @dataclass

@@ -12,7 +12,7 @@ Choices (also in docs/export.md):
   frees the batch axis (not for detectors, which take one image).
 - Outputs: the backbone's feature maps (``stage0`` .. ``stage3``); for a
   segmentor the class logits at the input size (``seg_logits``); for a detector
-  the detections of :class:`~mmeffformer.export.detector_graph.DetectorGraph`.
+  the detections of :class:`~mmeffformer.models.graphs.detector_graph.DetectorGraph`.
 - The file records what it holds (task, model type, number of classes) in its
   metadata, so a runtime can refuse a file that does not fit a config.
 """
@@ -28,10 +28,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from mmeffformer.models.graphs.detector_graph import DetectorGraph, UnsupportedModelError
 from mmeffformer.utils.export_mode import is_exporting
 from mmeffformer.utils.torch_features import torchscript_exporter
-
-from .detector_graph import DetectorGraph, UnsupportedModelError
 
 DEFAULT_OPSET = 17
 METADATA_PREFIX = 'mmeffformer.'

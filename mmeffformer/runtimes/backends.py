@@ -26,6 +26,9 @@ BACKENDS = ('onnxruntime', 'openvino', 'executorch')
 PRECISIONS = ('default', 'fp32', 'bf16')
 EXTRA = "pip install 'mmeffformer[deploy]'"
 MOBILE_EXTRA = "pip install 'mmeffformer[mobile]'"
+#: an ExecuTorch program's constant methods: the model's description (UTF-8 JSON) and the
+#: largest [height, width] it serves
+METADATA_METHOD, BOUND_METHOD = 'mmeffformer_metadata', 'max_shape'
 #: the file each backend runs
 SUFFIXES = {'onnxruntime': ('.onnx',), 'openvino': ('.onnx', '.xml'), 'executorch': ('.pte',)}
 
@@ -129,7 +132,9 @@ class OpenVINOBackend(Backend):
 
 
 class ExecuTorchBackend(Backend):
-    """An ExecuTorch program (``.pte``, XNNPACK) in the ExecuTorch runtime's Python binding."""
+    """An ExecuTorch program (``.pte``, XNNPACK) in the ExecuTorch runtime's Python binding;
+    a detector's program with the rest of its inference in PyTorch
+    (:mod:`mmeffformer.runtimes.program_detector`)."""
 
     name = 'executorch'
 
@@ -139,20 +144,26 @@ class ExecuTorchBackend(Backend):
         self.program = runtime.Runtime.get().load_program(path)
         names = self.program.method_names
         self.max_shape = (
-            tuple(self.program.load_method('max_shape').execute([]))
-            if 'max_shape' in names
+            tuple(self.program.load_method(BOUND_METHOD).execute([]))
+            if BOUND_METHOD in names
             else None
         )
-        self.method = self.program.load_method('forward')
         self.precision = self.metadata().get('precision', 'fp32')
+        from .program_detector import MODEL_CFG_METHOD, ProgramDetector
+
+        if MODEL_CFG_METHOD in names:
+            self.run = ProgramDetector(self.program)
+        else:
+            method = self.program.load_method('forward')
+            self.run = lambda image: method.execute([image])
 
     def metadata(self) -> Dict[str, str]:
         """The model's description written by tools/export_executorch.py (empty if none)."""
         import json
 
-        if 'mmeffformer_metadata' not in self.program.method_names:
+        if METADATA_METHOD not in self.program.method_names:
             return {}
-        (data,) = self.program.load_method('mmeffformer_metadata').execute([])
+        (data,) = self.program.load_method(METADATA_METHOD).execute([])
         return json.loads(bytes(data.tolist()).decode('utf-8'))
 
     def __call__(self, image: np.ndarray) -> List[np.ndarray]:
@@ -164,7 +175,7 @@ class ExecuTorchBackend(Backend):
                 f'{self.path} serves images up to {self.max_shape[0]}x{self.max_shape[1]} '
                 f'(its --max-shape); got {height}x{width}: export it with a larger --max-shape'
             )
-        outputs = self.method.execute([torch.from_numpy(np.ascontiguousarray(image))])
+        outputs = self.run(torch.from_numpy(np.ascontiguousarray(image)))
         return [np.asarray(o) for o in outputs]
 
     def describe(self) -> str:

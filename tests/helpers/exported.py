@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from tests.helpers.tiny_configs import ROOT
 from tests.helpers.v2_reference import arch_dict
@@ -56,3 +57,23 @@ def assert_same_detections(reference, got, box_tol: float, score_tol: float, mas
         assert abs(got[1][match] - reference[1][index]) <= score_tol
         if mask_tol is not None:
             assert np.abs(got[3][match] - reference[3][index]).max() <= mask_tol
+
+
+def mmdet_predict(detector, image):
+    """mmdet's own inference on the padded image: the independent reference."""
+    from mmdet.structures import DetDataSample
+
+    from mmeffformer.models.graphs.detector_graph import pad_to_divisor
+
+    height, width = image.shape[-2:]
+    padded = pad_to_divisor(image, 32)
+    meta = dict(
+        img_shape=(height, width),
+        ori_shape=(height, width),
+        scale_factor=(1.0, 1.0),
+        batch_input_shape=tuple(padded.shape[-2:]),
+        pad_shape=tuple(padded.shape[-2:]),
+    )
+    with torch.no_grad():
+        result = detector.predict(padded, [DetDataSample(metainfo=meta)], rescale=True)[0]
+    return result.pred_instances

@@ -6,14 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from mmdet.structures import DetDataSample
 from mmengine.config import Config
 
 from mmeffformer.export import DetectorGraph, UnsupportedModelError, export_onnx, read_metadata
-from mmeffformer.export.detector_graph import pad_to_divisor
 from mmeffformer.runtimes import build_backend
 from tests.helpers.downstream import build_from_config
-from tests.helpers.exported import assert_same_detections, tiny_detector_config
+from tests.helpers.exported import assert_same_detections, mmdet_predict, tiny_detector_config
 from tests.helpers.tiny_models import randomise_batchnorm
 
 EXPORT_SIZE = (96, 128)
@@ -46,22 +44,6 @@ def build_detector(tmp_path, name):
     detector = build_from_config(cfg, 'mmdet').eval()
     randomise_batchnorm(detector)
     return detector
-
-
-def mmdet_predict(detector, image):
-    """mmdet's own inference on the padded image: the independent reference."""
-    height, width = image.shape[-2:]
-    padded = pad_to_divisor(image, 32)
-    meta = dict(
-        img_shape=(height, width),
-        ori_shape=(height, width),
-        scale_factor=(1.0, 1.0),
-        batch_input_shape=tuple(padded.shape[-2:]),
-        pad_shape=tuple(padded.shape[-2:]),
-    )
-    with torch.no_grad():
-        result = detector.predict(padded, [DetDataSample(metainfo=meta)], rescale=True)[0]
-    return result.pred_instances
 
 
 def graph_masks_pasted(detector, boxes, masks, height, width):

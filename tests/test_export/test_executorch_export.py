@@ -1,10 +1,11 @@
 """tools/export_executorch.py -> ExecuTorch (XNNPACK) -> tools/test.py MODEL.pte: a tiny V1
-segmentor in fp32 and a tiny V2 segmentor in INT8, run at sizes below the bound that they
-were not exported at, evaluated with the config's metric; a size above the bound and a file
-of another model are refused."""
+segmentor in fp32, a tiny V2 segmentor in INT8 and a tiny Mask R-CNN in fp32, run at sizes
+below the bound that they were not exported at, evaluated with the config's metric; a size
+above the bound and a file of another model are refused."""
 
 from __future__ import annotations
 
+import pickle
 import re
 import sys
 
@@ -18,6 +19,7 @@ from mmeffformer.export import exportable
 from mmeffformer.models import switch_to_deploy
 from mmeffformer.runtimes import build_backend
 from mmeffformer.utils.model_analysis import build_model_from_cfg
+from tests.helpers.exported import assert_same_detections, mmdet_predict
 from tests.helpers.scripts import run_tool
 from tests.helpers.tiny_configs import batchnorm_config, tiny_demo_config
 from tests.helpers.tiny_models import randomise_batchnorm
@@ -36,7 +38,8 @@ def float_logits(config, checkpoint, image: torch.Tensor) -> np.ndarray:
 
 @pytest.fixture(scope='module')
 def programs(tmp_path_factory):
-    """Per form: config, checkpoint and its .pte (V1 fp32; V2 INT8 on 3 train images)."""
+    """Per form: config, checkpoint and its .pte (V1 segmentor fp32; V2 segmentor INT8 on 3
+    train images; Mask R-CNN fp32)."""
     root = tmp_path_factory.mktemp('executorch')
     data = root / 'data'
     write_dataset(str(data), num_train=3, num_val=2, size=(128, 128))
@@ -44,6 +47,7 @@ def programs(tmp_path_factory):
     for form, config, extra in (
         ('v1-fp32', batchnorm_config(root, data), []),
         ('v2-int8', batchnorm_config(root, data, v2=True), ['--int8', '--num-images', '3']),
+        ('det-fp32', tiny_demo_config(root, data), ['--score-thr', '0.05']),
     ):
         torch.manual_seed(0)
         model = build_model_from_cfg(Config.fromfile(str(config)))
@@ -51,7 +55,7 @@ def programs(tmp_path_factory):
         checkpoint = root / f'{form}.pth'
         torch.save({'state_dict': model.state_dict(), 'meta': {}}, checkpoint)
         program = root / f'{form}.pte'
-        tolerance = ['--tolerance', '0.5'] if extra else []
+        tolerance = ['--tolerance', '0.5'] if '--int8' in extra else []
         run = run_tool(
             'export_executorch.py', config, program, '--part', 'model', '--checkpoint',
             checkpoint, '--max-shape', *map(str, BOUND), '--shape', '128', '160',
@@ -72,6 +76,9 @@ def test_the_tool_checks_the_program_at_two_sizes_and_names_its_bound(programs):
     errors = [float(e) for e in re.findall(r'relative to max \|output\| ([\d.e+-]+)', stdout)]
     assert len(errors) == 2 and max(errors) < 1e-3
     assert 'calibrating on 3 images of the train set' in programs['v2-int8']['run'].stdout
+    stdout = programs['det-fp32']['run'].stdout
+    assert 'outputs boxes, scores, labels, masks' in stdout
+    assert len(re.findall(r'^  masks \(probabilities\): max abs diff', stdout, re.M)) == 2
 
 
 @pytest.mark.parametrize('form, tolerance', [('v1-fp32', 1e-4), ('v2-int8', 0.35)])
@@ -87,8 +94,50 @@ def test_the_program_follows_pytorch_at_sizes_it_was_not_exported_at(programs, f
         assert np.abs(logits - want).max() / np.abs(want).max() < tolerance
 
 
-def test_a_size_above_the_bound_is_refused_with_the_bound(programs):
-    runtime = build_backend('executorch', str(programs['v1-fp32']['program']))
+def test_the_detector_program_gives_mmdets_detections_at_sizes_it_was_not_exported_at(programs):
+    space = programs['det-fp32']
+    runtime = build_backend('executorch', str(space['program']))
+    detector = build_model_from_cfg(Config.fromfile(str(space['config'])))
+    detector.load_state_dict(torch.load(space['checkpoint'], weights_only=False)['state_dict'])
+    for seed, size in enumerate(((100, 150), BOUND)):
+        image = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(seed))
+        want = mmdet_predict(detector, image)  # mmdet's own inference in PyTorch
+        got = runtime(image.numpy())
+        assert [g.shape[1:] for g in got] == [(4,), (), (), (28, 28)]
+        reference = [want.bboxes, want.scores, want.labels]
+        assert_same_detections(reference, got[:3], 2e-2, 1e-4)
+
+
+def test_the_test_tool_gives_the_detector_programs_detections_as_pytorchs(programs, tmp_path):
+    from pycocotools import mask as mask_utils
+
+    space = programs['det-fp32']
+    results = {}
+    for name in ('program', 'checkpoint'):
+        out = tmp_path / f'{name}.pkl'
+        run = run_tool(
+            'test.py', space['config'], space[name], '--work-dir', tmp_path, '--out', out
+        )
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert re.search(r'coco/segm_mAP: [\d.]+', run.output)
+        assert ('in executorch (XNNPACK, fp32)' in run.output) == (name == 'program')
+        with open(out, 'rb') as file:
+            results[name] = pickle.load(file)
+    assert len(results['program']) == len(results['checkpoint']) == 2
+    for got, want in zip(results['program'], results['checkpoint']):
+        got, want = got['pred_instances'], want['pred_instances']
+        reference = [want['bboxes'].numpy(), want['scores'].numpy(), want['labels'].numpy()]
+        found = [got['bboxes'].numpy(), got['scores'].numpy(), got['labels'].numpy()]
+        assert_same_detections(reference, found, 1e-2, 1e-4)
+        order = [int(np.argmin(np.abs(found[0] - box).max(1))) for box in reference[0]]
+        masks = np.stack([mask_utils.decode(rle) for rle in got['masks']])
+        want_masks = np.stack([mask_utils.decode(rle) for rle in want['masks']])
+        assert (masks[order] != want_masks).mean() < 1e-3  # pasted into the original image
+
+
+@pytest.mark.parametrize('form', ['v1-fp32', 'det-fp32'])
+def test_a_size_above_the_bound_is_refused_with_the_bound(programs, form):
+    runtime = build_backend('executorch', str(programs[form]['program']))
     with pytest.raises(ValueError, match='serves images up to 288x320 .*; got 289x150'):
         runtime(np.zeros((1, 3, 289, 150), np.float32))
 
@@ -124,8 +173,6 @@ def test_refusals_name_what_is_wrong(programs, tmp_path, monkeypatch):
     assert run.returncode == 2 and 'an ExecuTorch .pte program runs with --backend executorch' in (
         run.stderr
     )
-    run = run_tool('export_executorch.py', det_config, tmp_path / 'x.pte', '--part', 'model')
-    assert run.returncode == 1 and '--part model exports a whole segmentor' in run.stderr
     run = run_tool(
         'export_executorch.py', space['config'], tmp_path / 'x.pte', '--max-shape', '64', '200'
     )

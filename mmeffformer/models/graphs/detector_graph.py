@@ -4,7 +4,7 @@ The graph follows mmdet 3's inference step for step (anchors, top-k, box
 decoding, clipping, the minimum-size filter, batched NMS, RoI level mapping,
 cascade refinement), written with ops that trace with dynamic sizes: the anchors
 and clipping bounds come from the traced feature and image shapes, NMS and
-RoIAlign are the ONNX operators (:mod:`mmeffformer.export.onnx_ops`).
+RoIAlign are the ONNX operators (:mod:`mmeffformer.models.graphs.onnx_ops`).
 
 Input: one image (batch 1), normalised like the data preprocessor does it and
 *not* padded: the graph pads to the preprocessor's ``pad_size_divisor`` itself,
@@ -147,7 +147,11 @@ class DenseHeadGraph(nn.Module):
         self.max_per_img = int(cfg.max_per_img)
 
     def forward(self, feats: Sequence[torch.Tensor], height, width):
-        cls_scores, bbox_preds = self.head(feats)
+        return self.decode(self.head(feats), height, width)
+
+    def decode(self, head_outputs, height, width):
+        """Detections from the head's ``(class scores, box deltas)`` (one tensor per level)."""
+        cls_scores, bbox_preds = head_outputs
         all_boxes, all_scores, all_groups = [], [], []
         for level, (cls_score, bbox_pred) in enumerate(zip(cls_scores, bbox_preds)):
             anchors = grid_anchors(
@@ -282,7 +286,10 @@ class TwoStageGraph(nn.Module):
         self.max_per_img = int(rcnn.max_per_img)
 
     def forward(self, feats, height, width) -> List[torch.Tensor]:
-        rois = self.rpn(feats, height, width)[0]
+        return self.second_stage(feats, self.rpn(feats, height, width)[0], height, width)
+
+    def second_stage(self, feats, rois: torch.Tensor, height, width) -> List[torch.Tensor]:
+        """Detections (and masks) from the RPN's proposals ``rois``."""
         logits = []
         for index, stage in enumerate(self.stages):
             cls_score, boxes = stage(feats, rois, height, width)
