@@ -88,7 +88,8 @@ def run_one(name: str, argv: Sequence[str]) -> int:
         seconds=round(time.time() - start),
         commit=commit,
     )
-    path = save_section(args.results, machine_facts(), name, section)
+    key = module.section_key(args) if hasattr(module, 'section_key') else name
+    path = save_section(args.results, machine_facts(), key, section)
     print(f'{name}: {section["seconds"]} s, saved in {path}', flush=True)
     if not args.no_render:
         write_pages(args.results)
@@ -133,9 +134,12 @@ def machine_page(results: dict) -> str:
         '',
     ]
     for module in SUITE:
-        section = results['benchmarks'].get(module.NAME)
-        if section:
-            lines += [f'## {module.TITLE}', '', *module.render(section, machine)]
+        for key, section in results['benchmarks'].items():
+            if key == module.NAME:
+                lines += [f'## {module.TITLE}', '', *module.render(section, machine)]
+            elif key.startswith(module.NAME + ':'):  # a run of its own, e.g. with ExecuTorch
+                title = f'{module.TITLE}: {key.split(":", 1)[1]}'
+                lines += [f'## {title}', '', *module.render(section, machine)]
     return '\n'.join(lines).rstrip('\n') + '\n'
 
 

@@ -7,6 +7,8 @@ deploy (``switch_to_deploy``) and compiled deploy (``compile=True``; ResNets: th
 model compiled the same way) in fp32 and, where the CPU has native bf16, in bf16 (eval:
 autocast, channels-last; deploy: ``dtype=torch.bfloat16``); ONNX Runtime (fp32) and OpenVINO
 (fp32 and, with native bf16, its default bf16) on one ONNX export of the fp32 deploy model.
+``--modes ... executorch`` adds the ExecuTorch (XNNPACK) programs of
+``tools/export_executorch.py`` in fp32 and INT8, with the files' sizes (its own section).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from benchmarks.common import (
     bf16_autocast,
     build_backbone,
     deployed,
+    executorch_programs,
     fmt,
     has_deploy_mode,
     load_results,
@@ -47,6 +50,8 @@ TITLE = 'Backbone latency'
 QUICK = dict(variants=['l1', 'v2-s0'], peers=['ResNet-50'], sizes=['512x512'], repeats=2)
 PYTORCH_MODES = ('eval', 'deploy', 'compiled')
 RUNTIMES = ('onnxruntime', 'openvino')
+#: modes a run asks for by name (not in the default list): lowering to XNNPACK takes minutes
+EXTRA_MODES = ('executorch',)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         '--modes',
         nargs='+',
         default=list(PYTORCH_MODES + RUNTIMES),
-        choices=PYTORCH_MODES + RUNTIMES,
+        choices=PYTORCH_MODES + RUNTIMES + EXTRA_MODES,
     )
     parser.add_argument(
         '--default-allocator',
@@ -66,10 +71,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def section_key(args: argparse.Namespace) -> str:
+    """The results section a run fills: runs with ExecuTorch have their own."""
+    return f'{NAME}:executorch' if 'executorch' in args.modes else NAME
+
+
 def mode_calls(
-    model: torch.nn.Module, size, modes: List[str], bf16: bool
+    model: torch.nn.Module, size, modes: List[str], bf16: bool, folder: str, files: dict
 ) -> Dict[tuple, Callable[[], object]]:
-    """``{(mode, precision): call}`` on copies of one backbone."""
+    """``{(mode, precision): call}`` on copies of one backbone; ``files``: the MB of each
+    ExecuTorch program written into ``folder``."""
     image = torch.rand(1, 3, *size)
     image_cl = image.contiguous(memory_format=torch.channels_last)
     rewritable = has_deploy_mode(model)
@@ -100,6 +111,13 @@ def mode_calls(
         for key, runtime in runtimes.items():
             precision = 'bf16' if key.endswith('bf16') else 'fp32'
             calls[key.split()[0], precision] = lambda r=runtime: r(array)
+    if 'executorch' in modes:
+        exported = deployed(model, size) if rewritable else model
+        programs, megabytes = executorch_programs(exported.eval(), size, folder, 'backbone')
+        array = image.numpy()
+        for key, runtime in programs.items():
+            calls[tuple(key.split())] = lambda r=runtime: r(array)
+            files[tuple(key.split())] = megabytes[key]
     return calls
 
 
@@ -145,19 +163,23 @@ def measure(args: argparse.Namespace) -> dict:
             model, _ = build_backbone(name, size)
             image = torch.rand(1, 3, *size)
             gflops = count_flops(lambda m=model, x=image: m(x)) / 1e9
-            times = medians(mode_calls(model, size, args.modes, bf16), args.repeats)
+            files = {}
+            with tempfile.TemporaryDirectory() as folder:
+                calls = mode_calls(model, size, args.modes, bf16, folder, files)
+                times = medians(calls, args.repeats)
             for (mode, precision), ms in times.items():
-                records.append(
-                    dict(
-                        model=name,
-                        size=size_name(size),
-                        gflops=gflops,
-                        mode=mode,
-                        precision=precision,
-                        allocator='default' if args.default_allocator else 'kept',
-                        ms=ms,
-                    )
+                record = dict(
+                    model=name,
+                    size=size_name(size),
+                    gflops=gflops,
+                    mode=mode,
+                    precision=precision,
+                    allocator='default' if args.default_allocator else 'kept',
+                    ms=ms,
                 )
+                if (mode, precision) in files:
+                    record['file_mb'] = files[mode, precision]
+                records.append(record)
             print(name, text, {f'{k[0]} {k[1]}': round(v, 1) for k, v in times.items()})
     if 'eval' in args.modes and not (args.default_allocator or args.quick):
         records += default_allocator_records(args.variants[0], args.sizes[0], args.repeats)
@@ -169,6 +191,12 @@ def measure(args: argparse.Namespace) -> dict:
         'channels-last inputs, bf16 deploy `dtype=torch.bfloat16`. onnxruntime / openvino: one '
         'ONNX export of the fp32 deploy model. bf16 columns only where the CPU has native bf16.'
     )
+    if 'executorch' in args.modes:
+        method += (
+            " executorch: the programs of `tools/export_executorch.py` in ExecuTorch's Python "
+            'runtime (XNNPACK, bound = the input size), fp32 and INT8 (XNNPACK quantizer, '
+            'calibrated on two random images); MB: the program file.'
+        )
     return dict(method=method, repeats=args.repeats, records=records)
 
 
@@ -184,6 +212,9 @@ def render(section: dict, machine: dict) -> List[str]:
         gflops = {r['model']: r['gflops'] for r in at_size}
         header = ['backbone', 'GFLOPs', *[f'{c} (ms)' for c in columns]]
         header += ['fastest PyTorch / fastest runtime time', 'fastest PyTorch GFLOP/s']
+        megabytes = {(r['model'], r['column']): r['file_mb'] for r in at_size if 'file_mb' in r}
+        sized = list(dict.fromkeys(column for _, column in megabytes))
+        header += [f'{c} file (MB)' for c in sized]
         body = []
         for (model,) in rows:
             ms = cells[(model,)]
@@ -195,6 +226,7 @@ def render(section: dict, machine: dict) -> List[str]:
             body.append(
                 [model, f'{gflops[model]:.1f}', *[fmt(ms.get(c)) for c in columns]]
                 + [fmt(ratio, 2), fmt(rate, 0)]
+                + [fmt(megabytes.get((model, c)), 1) for c in sized]
             )
         lines += [f'### {size}', '', *table(header, body), '']
     default = [r for r in records if r.get('allocator') == 'default']

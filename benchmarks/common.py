@@ -122,6 +122,25 @@ def runtimes_on_export(
         return runtimes_on_file(path, names, openvino_precision)
 
 
+def executorch_programs(
+    module: torch.nn.Module, size: Size, folder: str, name: str, cfg=None
+) -> Tuple[dict, Dict[str, float]]:
+    """ExecuTorch runtimes on the fp32 and INT8 programs of ``module`` (an exportable form;
+    ``cfg``: its config, for a detector) bounded at ``size``, as tools/export_executorch.py
+    writes them (INT8 calibrated on :func:`calibration_images`), and each file's MB."""
+    from mmeffformer.export.executorch_export import export_program
+    from mmeffformer.runtimes import build_backend
+
+    runtimes, megabytes = {}, {}
+    for precision in ('fp32', 'int8'):
+        path = os.path.join(folder, f'{name}_{precision}.pte')
+        images = calibration_images(size) if precision == 'int8' else None
+        export_program(module, path, size, size, cfg, images)
+        runtimes[f'executorch {precision}'] = build_backend('executorch', path)
+        megabytes[f'executorch {precision}'] = os.path.getsize(path) / 1e6
+    return runtimes, megabytes
+
+
 def calibration_images(size: Size) -> list:
     """Two random images scaled like normalised ones, to calibrate INT8 forms on: the speed
     does not depend on the ranges, and the error is measured on another random image."""

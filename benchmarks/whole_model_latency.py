@@ -7,7 +7,10 @@ eager and with compiled backbone and neck (under autocast for the heads); ONNX R
 OpenVINO (its default precision) on the deploy-mode file ``tools/export_onnx.py --part model
 --deploy`` writes. ``--int8``: OpenVINO on the INT8 IR of ``tools/quantize.py`` beside
 OpenVINO fp32, and PyTorch with the PT2E INT8 backbone and neck of ``tools/quantize.py
---backend pytorch`` (compiled) beside compiled fp32.
+--backend pytorch`` (compiled) beside compiled fp32. ``--executorch``: the runtimes only,
+ONNX Runtime and OpenVINO beside the ExecuTorch (XNNPACK) programs of
+``tools/export_executorch.py --part model`` in fp32 and INT8, with the files' sizes (its own
+section: the page on mobile runtimes quotes it).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from benchmarks.common import (
     bf16_autocast,
     calibration_images,
     deployed,
+    executorch_programs,
     fmt,
     medians,
     pivot,
@@ -53,17 +57,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help='also INT8: OpenVINO on the INT8 IR, PyTorch with the PT2E INT8 backbone and neck '
         '(needs the quantize extra)',
     )
+    parser.add_argument(
+        '--executorch',
+        action='store_true',
+        help='the runtimes only, with ExecuTorch fp32 and INT8 (needs the mobile extra)',
+    )
 
 
-def calls_for(variant: str, task: str, folder: str, int8: bool) -> dict:
+def section_key(args: argparse.Namespace) -> str:
+    """The results section a run fills: ``--executorch`` runs have their own."""
+    return f'{NAME}:executorch' if args.executorch else NAME
+
+
+def calls_for(variant: str, task: str, folder: str, args, files: dict) -> dict:
+    """The timed calls of one model; ``files``: the MB of each file written, by column."""
+    from mmengine.config import Config
+
     from mmeffformer.export import export_onnx, exportable
 
     size = TASK_SIZES[task]
     model, scope = build_model(recipe(variant, task), 'model')
-    calls = {'eval fp32': model_call(model, scope, 'model', 1, *size, 'cpu')}
+    calls = {}
     fast = deployed(model, size)
-    calls['deploy fp32'] = model_call(fast, scope, 'model', 1, *size, 'cpu')
-    if cpu_has_native_bf16():  # emulated bf16 is many times slower than fp32
+    if not args.executorch:
+        calls['eval fp32'] = model_call(model, scope, 'model', 1, *size, 'cpu')
+        calls['deploy fp32'] = model_call(fast, scope, 'model', 1, *size, 'cpu')
+    if cpu_has_native_bf16() and not args.executorch:  # emulated bf16 is many times slower
         for name, compile in (('deploy bf16', False), ('compiled bf16', True)):
             low = deployed(model, size, dtype=torch.bfloat16, compile=compile)
             calls[name] = bf16_autocast(model_call(low, scope, 'model', 1, *size, 'cpu'))
@@ -73,7 +92,15 @@ def calls_for(variant: str, task: str, folder: str, int8: bool) -> dict:
     for runtime in runtimes_on_file(path, ('onnxruntime', 'openvino')).values():
         precision = runtime.describe().rstrip(')').split(', ')[-1]
         calls[f'{runtime.name} {precision}'] = lambda runtime=runtime: runtime(image)
-    if int8:  # against OpenVINO in fp32 as well: the speed-up INT8 is taken for
+        files[f'{runtime.name} {precision}'] = os.path.getsize(path) / 1e6
+    if args.executorch:
+        cfg = Config.fromfile(recipe(variant, task))
+        module = exportable(fast, scope, 'model').eval()
+        programs, megabytes = executorch_programs(module, size, folder, f'{variant}_{task}', cfg)
+        files.update(megabytes)
+        for column, runtime in programs.items():
+            calls[column] = lambda runtime=runtime: runtime(image)
+    if args.int8:  # against OpenVINO in fp32 as well: the speed-up INT8 is taken for
         fp32 = runtimes_on_file(path, ['openvino'], 'fp32')['openvino']
         calls.setdefault('openvino fp32', lambda: fp32(image))
         calls['openvino int8'] = openvino_int8_call(path, size, image)
@@ -118,11 +145,15 @@ def measure(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         for task in args.tasks:
             for variant in args.variants:
-                times = medians(calls_for(variant, task, folder, args.int8), args.repeats)
+                files = {}
+                times = medians(calls_for(variant, task, folder, args, files), args.repeats)
                 model = f'{TASK_NAMES[task]} {variant}'
                 for column, ms in times.items():
                     size = size_name(TASK_SIZES[task])
-                    records.append(dict(model=model, size=size, column=column, ms=ms))
+                    record = dict(model=model, size=size, column=column, ms=ms)
+                    if column in files:
+                        record['file_mb'] = files[column]
+                    records.append(record)
                 print(model, {k: round(v) for k, v in times.items()}, flush=True)
     method = (
         f'Median ms per image of {args.repeats} calls after 2 warm-up calls, batch 1, random '
@@ -135,10 +166,23 @@ def measure(args: argparse.Namespace) -> dict:
         '`tools/quantize.py --backend pytorch` compiled by Inductor (heads fp32), both '
         'calibrated on two random images; compiled fp32 is its float counterpart.'
     )
+    if args.executorch:
+        method = (
+            f'Median ms per image of {args.repeats} calls after 2 warm-up calls, batch 1, random '
+            'weights, every column on the same weights and timed in turns. onnxruntime and '
+            'openvino (its default precision) run the deploy-mode file of `tools/export_onnx.py '
+            '--part model`; executorch runs the programs of `tools/export_executorch.py --part '
+            "model` (XNNPACK, bound = the input size) in ExecuTorch's Python runtime, fp32 and "
+            'INT8 (XNNPACK quantizer, calibrated on two random images). A detector program runs '
+            'its networks in ExecuTorch and its anchors, NMS and RoIAlign in PyTorch. MB: the '
+            'file.'
+        )
     return dict(method=method, repeats=args.repeats, records=records)
 
 
 def render(section: dict, machine: dict) -> List[str]:
+    if any(r['column'].startswith('executorch') for r in section['records']):
+        return render_runtimes(section)
     rows, columns, cells = pivot(section['records'], ('model', 'size'), 'column')
     int8 = 'openvino int8' in columns
     body = []
@@ -162,3 +206,19 @@ def render(section: dict, machine: dict) -> List[str]:
 
 def _ratio(ms: dict, slow: str, fast: str) -> str:
     return f'{ms[slow] / ms[fast]:.2f}x' if slow in ms and fast in ms else '-'
+
+
+def render_runtimes(section: dict) -> List[str]:
+    """A runtimes-only section: ms per runtime, and each file's MB."""
+    rows, columns, cells = pivot(section['records'], ('model', 'size'), 'column')
+    sizes = {(r['model'], r['size'], r['column']): r.get('file_mb') for r in section['records']}
+    body = []
+    for row in rows:
+        line = [*row, *[fmt(cells[row].get(c), 0) for c in columns]]
+        line += [fmt(sizes.get((*row, c)), 1) for c in columns]
+        best_float = min(v for k, v in cells[row].items() if not k.endswith('int8'))
+        line.append(_ratio({'float': best_float, **cells[row]}, 'float', 'executorch int8'))
+        body.append(line)
+    header = ['model', 'input', *[f'{c} (ms)' for c in columns]]
+    header += [f'{c} (MB)' for c in columns] + ['fastest float / ExecuTorch int8']
+    return [*section_header(section), *table(header, body), '']

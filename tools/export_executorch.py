@@ -12,10 +12,10 @@ CPU backend of ExecuTorch on Android, iOS and desktop. ``--part model`` puts a w
 segmentor in the program (image -> class logits at the input size), or a detector's networks
 (backbone, neck and dense head; each R-CNN box and mask head as a method of its own), whose
 anchors, box decoding, NMS and RoIAlign the runtime does in PyTorch
-(``mmeffformer.runtimes.program_detector``). ``--int8`` quantizes the image method
-first with XNNPACK's PT2E quantizer (INT8 activations, per-channel INT8 weights), calibrated
-on ``--num-images`` images of the config's train set drawn through its test pipeline and
-data preprocessor, as ``tools/quantize.py`` calibrates.
+(``mmeffformer.runtimes.program_detector``). ``--int8`` (backbones and segmentors)
+quantizes it first with XNNPACK's PT2E quantizer (INT8 activations, per-channel INT8
+weights), calibrated on ``--num-images`` images of the config's train set drawn through its
+test pipeline and data preprocessor, as ``tools/quantize.py`` calibrates.
 
 Unless ``--no-verify``, the program runs in the ExecuTorch runtime beside PyTorch (the
 model it was made from) on random images at ``--shape`` and at a second, non-square size
@@ -122,6 +122,10 @@ def main(argv=None) -> int:
     images = None
     if args.int8:
         import torch
+
+        from mmeffformer.export.executorch_export import check_int8
+
+        check_int8(module)  # before any calibration work
 
         from mmeffformer.datasets.checks import check_data_roots
         from mmeffformer.quantization.calibration import calibration_inputs

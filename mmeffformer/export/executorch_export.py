@@ -100,6 +100,19 @@ def _quantized(graph, images: Sequence[torch.Tensor]):
     return converted
 
 
+def check_int8(module: nn.Module) -> None:
+    """Refuse INT8 for a detector: XNNPACK in ExecuTorch 1.5 does not lower its quantized
+    trunk (with the FPN quantized, the feature outputs become dequantize nodes that its
+    channels-last pass rejects; with only the backbone quantized, the program fails to
+    propagate shapes at run time)."""
+    if isinstance(module, DetectorGraph):
+        raise ValueError(
+            'INT8 ExecuTorch programs of detectors are not supported (XNNPACK in ExecuTorch '
+            '1.5 does not lower them); export the detector in fp32, or its backbone in INT8 '
+            'with --part backbone --int8'
+        )
+
+
 def _check_example(example_size: Tuple[int, int], max_shape: Tuple[int, int]) -> None:
     for name, side, bound in zip(('height', 'width'), example_size, max_shape):
         if not MIN_SIDE <= side <= bound:
@@ -191,18 +204,15 @@ def export_executorch_detector(
     the number of RoIs ``test_cfg`` lets through). What lies between them (anchors, box
     decoding, NMS, RoIAlign) has no weights: the runtime does it in PyTorch, the same way
     for every file (:mod:`mmeffformer.runtimes.program_detector`), from ``model_cfg``, which
-    the program carries. INT8 (calibration images: unpadded ``(1, C, H, W)``) quantizes
-    ``forward``; the RoI heads stay fp32.
+    the program carries. fp32 only: ``int8_images`` is refused.
     """
     _check_example(example_size, max_shape)
+    if int8_images is not None:
+        check_int8(graph)
     import_executorch()
     trunk = DetectorTrunk(graph).eval()
     divisor = graph.size_divisor
-    if int8_images is not None:
-        from mmeffformer.models.graphs.detector_graph import pad_to_divisor
-
-        int8_images = [pad_to_divisor(image, divisor) for image in int8_images]
-    programs = {'forward': _image_program(trunk, example_size, max_shape, int8_images, divisor)}
+    programs = {'forward': _image_program(trunk, example_size, max_shape, None, divisor)}
     for name, (owner, attribute, roi_shape, most) in roi_heads(graph).items():
         head = getattr(owner, attribute)
         rois = torch.export.Dim('rois', min=1, max=most)

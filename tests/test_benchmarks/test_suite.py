@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from benchmarks import __main__ as suite
-from benchmarks import backbone_latency, common, model_zoo
+from benchmarks import backbone_latency, common, model_zoo, whole_model_latency
 from tests.helpers.scripts import ROOT
 
 MACHINE = dict(
@@ -61,6 +61,29 @@ def test_backbone_table_computes_its_ratios_from_the_records():
     # fastest PyTorch 250 ms against the fastest runtime 200 ms; 50 GFLOP in 250 ms
     assert row.endswith('| 250.0 | 500.0 | 200.0 | 1.25 | 200 |')
     assert any('480.0 ms against 400.0 ms with freed memory kept' in line for line in lines)
+
+
+def test_an_executorch_run_has_its_own_section_with_times_sizes_and_the_int8_ratio():
+    times = {'onnxruntime fp32': 390.0, 'openvino bf16': 220.0, 'executorch fp32': 1000.0,
+             'executorch int8': 440.0}  # fmt: skip
+    megabytes = {'onnxruntime fp32': 50.0, 'openvino bf16': 50.0, 'executorch fp32': 60.0,
+                 'executorch int8': 15.0}  # fmt: skip
+    records = [
+        dict(model='Semantic FPN l1', size='512x512', column=c, ms=ms, file_mb=megabytes[c])
+        for c, ms in times.items()
+    ]
+    section = dict(command='c', date='d', commit='c', records=records)
+    lines = whole_model_latency.render(section, MACHINE)
+    row = next(line for line in lines if line.startswith('| Semantic FPN l1 |'))
+    # fastest float 220 ms over ExecuTorch INT8's 440 ms
+    assert row.endswith('| 390 | 220 | 1000 | 440 | 50.0 | 50.0 | 60.0 | 15.0 | 0.50x |')
+    results = dict(machine=MACHINE, benchmarks={'whole_model_latency:executorch': section})
+    page = suite.machine_page(results)
+    assert '## Whole-model latency: executorch' in page and row in page
+    args = suite.benchmark_parser(whole_model_latency).parse_args(['--executorch'])
+    assert whole_model_latency.section_key(args) == 'whole_model_latency:executorch'
+    args = suite.benchmark_parser(backbone_latency).parse_args(['--modes', 'executorch'])
+    assert backbone_latency.section_key(args) == 'backbone_latency:executorch'
 
 
 def test_readme_quotes_eval_the_fastest_pytorch_mode_and_the_fastest_runtime():

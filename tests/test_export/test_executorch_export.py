@@ -174,6 +174,10 @@ def test_refusals_name_what_is_wrong(programs, tmp_path, monkeypatch):
         run.stderr
     )
     run = run_tool(
+        'export_executorch.py', det_config, tmp_path / 'x.pte', '--part', 'model', '--int8'
+    )
+    assert run.returncode == 1 and 'INT8 ExecuTorch programs of detectors are not' in run.stderr
+    run = run_tool(
         'export_executorch.py', space['config'], tmp_path / 'x.pte', '--max-shape', '64', '200'
     )
     assert run.returncode == 2 and '--max-shape must be at least 96 on each side' in run.stderr
