@@ -48,6 +48,8 @@ BY_NAME = {module.NAME: module for module in SUITE}
 README_MACHINE = 'amd-epyc-2c-avx512-bf16'
 #: where a rendered block sits in a hand-written page
 BLOCKS = {ROOT / 'README.md': 'measured', ROOT / 'docs' / 'benchmarks.md': 'results-pages'}
+#: the page on mobile runtimes, with the ExecuTorch runs of README's machine
+MOBILE_PAGE = ROOT / 'docs' / 'mobile.md'
 
 
 # ---------------------------------------------------------------- running
@@ -212,6 +214,21 @@ def _dates(results: dict) -> str:
     return dates[0] if len(dates) == 1 else f'{dates[0]} to {dates[-1]}'
 
 
+def mobile_block(results: dict) -> List[str]:
+    """docs/mobile.md's figures: the ExecuTorch runs (``:executorch`` sections) of one machine."""
+    machine, tag = results['machine'], results['machine']['tag']
+    lines = [
+        f'On {describe_machine(machine)}; every figure is in '
+        f'[results/{tag}.json](results/{tag}.json).',
+        '',
+    ]
+    for module in (whole_model_latency, backbone_latency):
+        section = results['benchmarks'].get(f'{module.NAME}:executorch')
+        if section:
+            lines += [f'#### {module.TITLE}', '', *module.render(section, machine)]
+    return lines
+
+
 def pages_block(all_results: List[dict]) -> List[str]:
     """The list of results pages in docs/benchmarks.md."""
     body = []
@@ -255,6 +272,9 @@ def render_pages(results_folder: Path = RESULTS) -> Dict[Path, str]:
     readme, index = BLOCKS
     if chosen:
         pages[readme] = with_block(readme.read_text(), 'measured', measured_block(chosen))
+        pages[MOBILE_PAGE] = with_block(
+            MOBILE_PAGE.read_text(), 'executorch-latency', mobile_block(chosen)
+        )
     pages[index] = with_block(index.read_text(), 'results-pages', pages_block(all_results))
     return pages
 
