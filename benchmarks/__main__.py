@@ -225,7 +225,7 @@ def mobile_block(results: dict) -> List[str]:
     for module in (whole_model_latency, backbone_latency):
         section = results['benchmarks'].get(f'{module.NAME}:executorch')
         if section:
-            lines += [f'#### {module.TITLE}', '', *module.render(section, machine)]
+            lines += [f'**{module.TITLE}**', '', *module.render(section, machine)]
     return lines
 
 
