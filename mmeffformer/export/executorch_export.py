@@ -24,10 +24,9 @@ import torch.nn as nn
 from mmeffformer.models.graphs.detector_graph import DetectorGraph
 from mmeffformer.runtimes.backends import BOUND_METHOD, METADATA_METHOD
 from mmeffformer.runtimes.program_detector import MODEL_CFG_METHOD, DetectorTrunk, roi_heads
+from mmeffformer.utils.image_dims import MIN_SIDE, image_dims
 
 EXTRA = "pip install 'mmeffformer[mobile]'"
-#: the smallest side a program serves (the stride-32 map must be larger than 1 x 1)
-MIN_SIDE = 96
 
 
 def import_executorch():
@@ -131,16 +130,8 @@ def _image_program(
 ):
     """``module`` on one image, exported with height and width free from :data:`MIN_SIDE` to
     ``max_shape`` (multiples of ``divisor``), quantized to INT8 when given calibration images."""
-    from torch.export import Dim
-
     sides = [math.ceil(side / divisor) for side in example_size]
-    dims = [
-        Dim(name, min=math.ceil(MIN_SIDE / divisor), max=math.ceil(int(bound) / divisor))
-        for name, bound in zip(('height', 'width'), max_shape)
-    ]
-    # a detector's image is padded to the divisor: its sides are multiples of it
-    sides_of = [dim * divisor if divisor > 1 else dim for dim in dims]
-    sizes = ({2: sides_of[0], 3: sides_of[1]},)
+    sizes = image_dims(max_shape, divisor)
     example = (torch.rand(1, 3, *(side * divisor for side in sides)),)
     with torch.no_grad():
         graph = torch.export.export(module, example, dynamic_shapes=sizes)

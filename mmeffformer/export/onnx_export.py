@@ -146,10 +146,10 @@ def read_metadata(path: str) -> Dict[str, str]:
         from mmeffformer.quantization.openvino_int8 import read_ir_metadata
 
         return {k: v for k, v in read_ir_metadata(path).items() if k != 'precision'}
-    if str(path).endswith('.pte'):
-        from mmeffformer.runtimes.backends import ExecuTorchBackend
+    if str(path).endswith('.pte'):  # the description alone: a detector's runtime is not built
+        from mmeffformer.runtimes.backends import load_program, program_metadata
 
-        return ExecuTorchBackend(path).metadata()
+        return program_metadata(load_program(path))
     import onnx
 
     model = onnx.load(path, load_external_data=False)

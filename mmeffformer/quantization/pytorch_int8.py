@@ -19,13 +19,15 @@ from typing import Dict, Sequence, Tuple
 import torch
 import torch.nn as nn
 
+from mmeffformer.utils.image_dims import image_dims
+
 EXTRA = "pip install 'mmeffformer[quantize]'"
 #: names of the ``.pt2`` file's extra files
 DESCRIPTION, HEADS = 'mmeffformer.json', 'mmeffformer_heads.pth'
 #: the parts of the model the program replaces
 FEATURE_PARTS = ('backbone', 'neck')
-#: the program's range of heights and widths (an FPN's stride-64 level needs more than 64)
-MIN_SIDE, MAX_SIDE = 96, 8192
+#: the largest height and width a program serves
+MAX_SIDE = 8192
 
 
 def import_pt2e():
@@ -106,13 +108,9 @@ def quantize_module(module: nn.Module, images: Sequence[torch.Tensor]):
     if not images:
         raise ValueError('no calibration images')
     quantize_pt2e, x86 = import_pt2e()
-    from torch.export import Dim
-
     example = images[0]
     # height and width free: one program serves every size the float model serves
-    sizes = (
-        {2: Dim('height', min=MIN_SIDE, max=MAX_SIDE), 3: Dim('width', min=MIN_SIDE, max=MAX_SIDE)},
-    )
+    sizes = image_dims((MAX_SIDE, MAX_SIDE))
     with torch.no_grad():
         graph = torch.export.export(module, (example,), dynamic_shapes=sizes)
         quantizer = x86.X86InductorQuantizer()

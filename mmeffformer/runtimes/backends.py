@@ -131,6 +131,22 @@ class OpenVINOBackend(Backend):
         return f'openvino (CPU, {self.precision})'
 
 
+def load_program(path: str):
+    """An ExecuTorch program, loaded (its methods are loaded on use)."""
+    runtime = _import('executorch.runtime', 'executorch', MOBILE_EXTRA)
+    return runtime.Runtime.get().load_program(path)
+
+
+def program_metadata(program) -> Dict[str, str]:
+    """The description a program of tools/export_executorch.py carries (empty if none)."""
+    import json
+
+    if METADATA_METHOD not in program.method_names:
+        return {}
+    (data,) = program.load_method(METADATA_METHOD).execute([])
+    return json.loads(bytes(data.tolist()).decode('utf-8'))
+
+
 class ExecuTorchBackend(Backend):
     """An ExecuTorch program (``.pte``, XNNPACK) in the ExecuTorch runtime's Python binding;
     a detector's program with the rest of its inference in PyTorch
@@ -140,8 +156,7 @@ class ExecuTorchBackend(Backend):
 
     def __init__(self, path: str) -> None:
         super().__init__(path)
-        runtime = _import('executorch.runtime', 'executorch', MOBILE_EXTRA)
-        self.program = runtime.Runtime.get().load_program(path)
+        self.program = load_program(path)
         names = self.program.method_names
         self.max_shape = (
             tuple(self.program.load_method(BOUND_METHOD).execute([]))
@@ -159,12 +174,7 @@ class ExecuTorchBackend(Backend):
 
     def metadata(self) -> Dict[str, str]:
         """The model's description written by tools/export_executorch.py (empty if none)."""
-        import json
-
-        if METADATA_METHOD not in self.program.method_names:
-            return {}
-        (data,) = self.program.load_method(METADATA_METHOD).execute([])
-        return json.loads(bytes(data.tolist()).decode('utf-8'))
+        return program_metadata(self.program)
 
     def __call__(self, image: np.ndarray) -> List[np.ndarray]:
         import torch
