@@ -287,11 +287,9 @@ def main(argv=None) -> int:
     # ExecuTorch where the mobile extra is installed; not in the smoke run (lowering a model
     # to XNNPACK takes a minute or more)
     executorch = bool(importlib.util.find_spec('executorch')) and not args.smoke
-    print(
-        'exporting both models, evaluating them in ONNX Runtime and OpenVINO'
-        + (' (and INT8 in OpenVINO and PyTorch)' if int8_images else '')
-        + (' (and in ExecuTorch)' if executorch else '')
-    )
+    forms = ['ONNX Runtime', 'OpenVINO'] + (['INT8 in OpenVINO and PyTorch'] if int8_images else [])
+    forms += ['ExecuTorch'] if executorch else []
+    print(f'exporting both models, evaluating them in {", ".join(forms[:-1])} and {forms[-1]}')
     with console_to(out / 'deployment.log'):
         deployment = [
             row
