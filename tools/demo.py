@@ -145,11 +145,11 @@ def scalars_of(runner: Runner) -> Dict[str, List[tuple]]:
 
 def predict(runner: Runner, count: int) -> list:
     """The model's predictions on the first ``count`` held-out images (float32)."""
-    from mmeffformer.engine import float32_predictions
+    from mmeffformer.engine import float32_predictions, loop_autocasts
 
     samples = []
     runner.model.eval()
-    autocast = isinstance(runner.cfg.get('test_cfg'), dict) and runner.cfg.test_cfg.get('fp16')
+    autocast = loop_autocasts(runner.cfg.get('test_cfg'))
     with torch.no_grad(), torch.autocast('cpu', torch.bfloat16, enabled=bool(autocast)):
         for index, data in enumerate(runner.test_dataloader):
             if index == count:

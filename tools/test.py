@@ -19,7 +19,10 @@ test data and metric, and so does the INT8 OpenVINO IR of tools/quantize.py
 (MODEL.xml) and its PyTorch INT8 program (MODEL.pt2: the quantized backbone and
 neck compiled by Inductor, the heads in float32), and the ExecuTorch program of
 tools/export_executorch.py --part model (MODEL.pte, XNNPACK, fp32 or INT8); a file
-exported from another model than the config's is refused before evaluation.
+exported from another model than the config's is refused before evaluation. An exported
+file runs in its own precision: where the config's test loop autocasts (a model trained
+in bf16), mmengine's plain TestLoop replaces it, so what runs around the file in PyTorch
+(heads, post-processing) stays float32.
 """
 
 from __future__ import annotations
@@ -97,12 +100,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         if args.backend not in (None, *accepted):
             parser.error(f'{kind} runs with --backend {" or ".join(accepted)}, got {args.backend}')
         args.backend = args.backend or accepted[0]
+    args.notes = []  # what building the config changed, logged once the runner's logger exists
     return args
 
 
 def use_exported_model(cfg: Config, args: argparse.Namespace) -> None:
     """``cfg.model`` becomes the exported file in its runtime, after checking it fits (a
     ``.pt2`` replaces the backbone and neck of the config's model once it is built)."""
+    from mmeffformer.engine import loop_autocasts
     from mmeffformer.export import describe, exportable, read_metadata
     from mmeffformer.runtimes import check_file_fits, exported_model_cfg
     from mmeffformer.utils.model_analysis import build_model_from_cfg
@@ -118,6 +123,14 @@ def use_exported_model(cfg: Config, args: argparse.Namespace) -> None:
         runtime = dict(backend=args.backend, precision=args.precision, device=args.device)
         cfg.model = exported_model_cfg(cfg.model, scope, args.checkpoint, **runtime)
     cfg.load_from = None
+    if loop_autocasts(cfg.get('test_cfg')):
+        # the file fixes its own precision; the config's autocast loop (a model trained in
+        # bf16) would only round what runs around it in PyTorch (heads, post-processing)
+        cfg.test_cfg = dict(type='TestLoop')
+        args.notes.append(
+            f"{args.checkpoint} is evaluated without the config's autocast test loop: what "
+            'runs around it in PyTorch runs in float32'
+        )
 
 
 def build_config(args: argparse.Namespace) -> Config:
@@ -174,6 +187,8 @@ def run_test(cfg: Config, args: argparse.Namespace) -> dict:
     from mmeffformer.checkpoint.checks import check_checkpoint_matches
 
     runner = Runner.from_cfg(cfg)
+    for note in args.notes:
+        runner.logger.info(note)
     if args.backend == 'pytorch':
         from mmeffformer.quantization import use_quantized_features
 

@@ -19,6 +19,7 @@ from typing import Dict, List, Sequence
 
 from mmengine.runner import Runner
 
+from mmeffformer.engine import loop_autocasts
 from mmeffformer.export import export_onnx, exportable
 from mmeffformer.models import switch_to_deploy
 from mmeffformer.runtimes import exported_model_cfg
@@ -65,7 +66,7 @@ def evaluate_exported(
                     metrics=values, ms_per_image=1000 * seconds)  # fmt: skip
 
     # PyTorch: the trained runner's own test loop (bf16 autocast where it trained in bf16)
-    autocast = isinstance(cfg.get('test_cfg'), dict) and cfg.test_cfg.get('fp16')
+    autocast = loop_autocasts(cfg.get('test_cfg'))
     rows = [row('pytorch', 'bf16 autocast' if autocast else 'fp32', *timed_test(runner))]
     deployed = switch_to_deploy(copy.deepcopy(runner.model).float().eval(), sizes=[TRACE_SIZE])
     name = Path(cfg.work_dir).name

@@ -14,7 +14,6 @@ bound, so a runtime can refuse a file of another model and a size above the boun
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -22,8 +21,14 @@ import torch
 import torch.nn as nn
 
 from mmeffformer.models.graphs.detector_graph import DetectorGraph
-from mmeffformer.runtimes.backends import BOUND_METHOD, METADATA_METHOD
-from mmeffformer.runtimes.program_detector import MODEL_CFG_METHOD, DetectorTrunk, roi_heads
+from mmeffformer.runtimes.program_constants import (
+    BOUND_METHOD,
+    HEAD_LOGITS,
+    METADATA_METHOD,
+    MODEL_CFG_METHOD,
+    json_constant,
+)
+from mmeffformer.runtimes.program_detector import DetectorTrunk, roi_heads
 from mmeffformer.utils.image_dims import MIN_SIDE, image_dims
 
 EXTRA = "pip install 'mmeffformer[mobile]'"
@@ -99,12 +104,17 @@ def _quantized(graph, images: Sequence[torch.Tensor]):
     return converted
 
 
+def int8_supported(module: nn.Module) -> bool:
+    """Whether an INT8 program of ``module`` lowers: not for a detector, as XNNPACK in
+    ExecuTorch 1.5 does not lower its quantized trunk (with the FPN quantized, the feature
+    outputs become dequantize nodes that its channels-last pass rejects; with only the
+    backbone quantized, the program fails to propagate shapes at run time)."""
+    return not isinstance(module, DetectorGraph)
+
+
 def check_int8(module: nn.Module) -> None:
-    """Refuse INT8 for a detector: XNNPACK in ExecuTorch 1.5 does not lower its quantized
-    trunk (with the FPN quantized, the feature outputs become dequantize nodes that its
-    channels-last pass rejects; with only the backbone quantized, the program fails to
-    propagate shapes at run time)."""
-    if isinstance(module, DetectorGraph):
+    """Refuse INT8 where :func:`int8_supported` says it does not lower."""
+    if not int8_supported(module):
         raise ValueError(
             'INT8 ExecuTorch programs of detectors are not supported (XNNPACK in ExecuTorch '
             '1.5 does not lower them); export the detector in fp32, or its backbone in INT8 '
@@ -153,9 +163,8 @@ def _write(programs: Dict[str, object], out: str, constants: Dict[str, object]) 
 
 
 def _constants(metadata: Dict[str, str], max_shape: Tuple[int, int]) -> Dict[str, object]:
-    text = json.dumps(metadata, sort_keys=True).encode('utf-8')
     return {
-        METADATA_METHOD: torch.tensor(list(text), dtype=torch.uint8),
+        METADATA_METHOD: json_constant(metadata),
         BOUND_METHOD: [int(max_shape[0]), int(max_shape[1])],
     }
 
@@ -214,8 +223,7 @@ def export_executorch_detector(
                 head, (torch.rand(most, *roi_shape),), dynamic_shapes=({0: rois},)
             )
     constants = _constants(metadata, max_shape)
-    text = json.dumps(model_cfg, sort_keys=True).encode('utf-8')
-    constants[MODEL_CFG_METHOD] = torch.tensor(list(text), dtype=torch.uint8)
+    constants[MODEL_CFG_METHOD] = json_constant(model_cfg)
     _write(programs, out, constants)
 
 
@@ -231,9 +239,13 @@ def export_program(
     ``cfg``'s model or backbone: a detector's networks (:func:`export_executorch_detector`,
     carrying ``cfg.model``) or the module whole; INT8 when given calibration images.
     Returns the metadata written (:func:`~mmeffformer.export.describe` and the precision)."""
-    from .onnx_export import describe
+    from .onnx_export import SegmentorGraph, describe
 
     metadata = dict(describe(module), precision='fp32' if int8_images is None else 'int8')
+    if isinstance(module, SegmentorGraph):
+        module = SegmentorGraph(module.segmentor, resize_to_input=False)
+        key, value = HEAD_LOGITS
+        metadata.update({key: value, 'align_corners': str(module.align_corners).lower()})
     if isinstance(module, DetectorGraph):
         model_cfg = dict(default_scope=cfg.get('default_scope', 'mmdet'), model=cfg.model.to_dict())
         export_executorch_detector(

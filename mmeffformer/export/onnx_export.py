@@ -63,12 +63,15 @@ def _upsampling_sized_at_run_time(model: nn.Module):
 
 
 class SegmentorGraph(nn.Module):
-    """mmseg ``encode_decode`` at the traced size: images -> logits at the input size."""
+    """mmseg ``encode_decode`` at the traced size: images -> logits at the input size, or
+    with ``resize_to_input=False`` the decode head's logits (a quarter of the input size
+    for Semantic FPN), which the runtime then resizes as this graph would."""
 
     output_names = ['seg_logits']
 
-    def __init__(self, segmentor: nn.Module) -> None:
+    def __init__(self, segmentor: nn.Module, resize_to_input: bool = True) -> None:
         super().__init__()
+        self.resize_to_input = resize_to_input
         name = type(segmentor).__name__
         if name != 'EncoderDecoder':
             raise UnsupportedModelError(
@@ -83,6 +86,8 @@ class SegmentorGraph(nn.Module):
                 logits = self.segmentor.decode_head(self.segmentor.extract_feat(images))
         else:
             logits = self.segmentor.decode_head(self.segmentor.extract_feat(images))
+        if not self.resize_to_input:
+            return logits
         return F.interpolate(
             logits, size=images.shape[-2:], mode='bilinear', align_corners=self.align_corners
         )

@@ -22,13 +22,18 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
+from .program_constants import (
+    BOUND_METHOD,
+    HEAD_LOGITS,
+    METADATA_METHOD,
+    MODEL_CFG_METHOD,
+    read_json_constant,
+)
+
 BACKENDS = ('onnxruntime', 'openvino', 'executorch')
 PRECISIONS = ('default', 'fp32', 'bf16')
 EXTRA = "pip install 'mmeffformer[deploy]'"
 MOBILE_EXTRA = "pip install 'mmeffformer[mobile]'"
-#: an ExecuTorch program's constant methods: the model's description (UTF-8 JSON) and the
-#: largest [height, width] it serves
-METADATA_METHOD, BOUND_METHOD = 'mmeffformer_metadata', 'max_shape'
 #: the file each backend runs
 SUFFIXES = {'onnxruntime': ('.onnx',), 'openvino': ('.onnx', '.xml'), 'executorch': ('.pte',)}
 
@@ -139,12 +144,24 @@ def load_program(path: str):
 
 def program_metadata(program) -> Dict[str, str]:
     """The description a program of tools/export_executorch.py carries (empty if none)."""
-    import json
-
     if METADATA_METHOD not in program.method_names:
         return {}
-    (data,) = program.load_method(METADATA_METHOD).execute([])
-    return json.loads(bytes(data.tolist()).decode('utf-8'))
+    return read_json_constant(program, METADATA_METHOD)
+
+
+def _logits_at_input_size(method, align_corners: bool) -> Callable:
+    """A segmentor program's ``forward`` (the decode head's logits) with the logits resized
+    to the input, as the ONNX graph resizes them."""
+    import torch
+    import torch.nn.functional as F
+
+    def run(image: torch.Tensor) -> List[torch.Tensor]:
+        (logits,) = method.execute([image])
+        size = image.shape[-2:]
+        with torch.no_grad():
+            return [F.interpolate(logits, size, mode='bilinear', align_corners=align_corners)]
+
+    return run
 
 
 class ExecuTorchBackend(Backend):
@@ -163,11 +180,15 @@ class ExecuTorchBackend(Backend):
             if BOUND_METHOD in names
             else None
         )
-        self.precision = self.metadata().get('precision', 'fp32')
-        from .program_detector import MODEL_CFG_METHOD, ProgramDetector
+        metadata = self.metadata()
+        self.precision = metadata.get('precision', 'fp32')
+        from .program_detector import ProgramDetector
 
         if MODEL_CFG_METHOD in names:
             self.run = ProgramDetector(self.program)
+        elif metadata.get(HEAD_LOGITS[0]) == HEAD_LOGITS[1]:
+            align_corners = metadata.get('align_corners') == 'true'
+            self.run = _logits_at_input_size(self.program.load_method('forward'), align_corners)
         else:
             method = self.program.load_method('forward')
             self.run = lambda image: method.execute([image])

@@ -19,7 +19,6 @@ program's detections are those of the ONNX file and of mmdet.
 
 from __future__ import annotations
 
-import json
 from typing import Dict, List, Sequence, Tuple
 
 import torch
@@ -27,8 +26,7 @@ import torch.nn as nn
 
 from mmeffformer.models.graphs.detector_graph import DetectorGraph, pad_to_divisor
 
-#: the constant method holding the detector's config (UTF-8 JSON: default_scope, model)
-MODEL_CFG_METHOD = 'mmdet_model'
+from .program_constants import MODEL_CFG_METHOD, read_json_constant
 
 
 def _two_stage(graph: DetectorGraph) -> bool:
@@ -91,8 +89,7 @@ class ProgramMethod(nn.Module):
 
 def read_model_cfg(program) -> dict:
     """The detector config a program carries (``{'default_scope': ..., 'model': ...}``)."""
-    (data,) = program.load_method(MODEL_CFG_METHOD).execute([])
-    return json.loads(bytes(data.tolist()).decode('utf-8'))
+    return read_json_constant(program, MODEL_CFG_METHOD)
 
 
 class ProgramDetector:

@@ -92,6 +92,9 @@ def test_the_program_follows_pytorch_at_sizes_it_was_not_exported_at(programs, f
         want = float_logits(space['config'], space['checkpoint'], image)
         assert logits.shape == want.shape == (1, 4, *size)
         assert np.abs(logits - want).max() / np.abs(want).max() < tolerance
+        # the program itself ends at the decode head (stride 4); the runtime resizes
+        (head,) = runtime.program.load_method('forward').execute([image])
+        assert head.shape == (1, 4, -(-size[0] // 4), -(-size[1] // 4))
 
 
 def test_the_detector_program_gives_mmdets_detections_at_sizes_it_was_not_exported_at(programs):

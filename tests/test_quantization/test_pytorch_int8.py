@@ -5,6 +5,7 @@ name what is wrong."""
 
 from __future__ import annotations
 
+import pickle
 import re
 import sys
 
@@ -87,15 +88,28 @@ def test_int8_features_follow_fp32_at_sizes_it_was_not_calibrated_at(programs, t
 @pytest.mark.parametrize('task, metric', [('det', 'coco/bbox_mAP'), ('seg-v2', 'mIoU')])
 def test_test_tool_evaluates_the_program_with_the_configs_metric(programs, task, metric, tmp_path):
     space = programs[task]
-    # the V2 segmentor under a bf16 autocast test loop, as a config trained with --amp has it
-    amp = (
-        ['--cfg-options', 'test_cfg.type=mmeffformer.AutocastTestLoop'] if task == 'seg-v2' else []
+    # under a bf16 autocast test loop, as a config trained with --amp has it: the heads
+    # still run in float32, so the dumped scores are not bf16 values
+    amp = ['--cfg-options', 'test_cfg.type=mmeffformer.AutocastTestLoop']
+    out = tmp_path / 'results.pkl'
+    run = run_tool(
+        'test.py', space['config'], space['program'], '--work-dir', tmp_path, '--out', out, *amp
     )
-    run = run_tool('test.py', space['config'], space['program'], '--work-dir', tmp_path, *amp)
     assert run.returncode == 0, run.stderr[-3000:]
     assert 'backbone and neck quantized (PT2E' in run.output
+    assert "without the config's autocast test loop" in run.output
     value = re.search(rf'{re.escape(metric)}: ([\d.]+)', run.output)
     assert value and 0 <= float(value[1]) <= 100
+    with open(out, 'rb') as file:
+        results = pickle.load(file)
+    if task == 'det':
+        scores = torch.cat([torch.as_tensor(r['pred_instances']['scores']) for r in results])
+    else:
+        scores = torch.cat([r['seg_logits']['data'].flatten() for r in results])
+    assert scores.numel() >= 20
+    # a float32 value survives a round trip through bf16 only if its low 16 bits are zero
+    rounded = scores.to(torch.bfloat16).float() == scores
+    assert rounded.float().mean() < 0.5
 
 
 def test_refusals_name_what_is_wrong(programs, tmp_path, monkeypatch):

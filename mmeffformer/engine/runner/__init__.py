@@ -4,6 +4,7 @@ from .autocast_loops import (
     AutocastTestLoop,
     AutocastValLoop,
     float32_predictions,
+    loop_autocasts,
     return_float32_predictions,
 )
 
@@ -11,5 +12,6 @@ __all__ = [
     'AutocastTestLoop',
     'AutocastValLoop',
     'float32_predictions',
+    'loop_autocasts',
     'return_float32_predictions',
 ]

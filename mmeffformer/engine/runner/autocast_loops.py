@@ -18,6 +18,15 @@ from mmeffformer.registry import LOOPS
 from mmeffformer.utils.cpu_facts import REDUCED_DTYPES
 
 
+def loop_autocasts(loop_cfg: Any) -> bool:
+    """Whether a ``val_cfg`` / ``test_cfg`` runs its model under autocast: mmengine's
+    ``fp16=True``, or one of these loops without ``fp16=False``."""
+    if not isinstance(loop_cfg, dict):
+        return False
+    ours = str(loop_cfg.get('type', '')).split('.')[-1] in ('AutocastValLoop', 'AutocastTestLoop')
+    return bool(loop_cfg.get('fp16', ours))
+
+
 def float32_predictions(outputs: Any) -> Any:
     """``outputs`` with every reduced-precision tensor (inside data samples too) in float32."""
     if isinstance(outputs, torch.Tensor):
