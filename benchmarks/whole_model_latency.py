@@ -173,8 +173,10 @@ def measure(args: argparse.Namespace) -> dict:
             'openvino (its default precision) run the deploy-mode file of `tools/export_onnx.py '
             '--part model`; executorch runs the programs of `tools/export_executorch.py --part '
             "model` (XNNPACK, bound = the input size) in ExecuTorch's Python runtime, fp32 and "
-            'INT8 (XNNPACK quantizer, calibrated on two random images). A detector program runs '
-            'its networks in ExecuTorch and its anchors, NMS and RoIAlign in PyTorch. MB: the '
+            'INT8 (XNNPACK quantizer, calibrated on two random images). A segmentor program ends '
+            'at the decode head and the runtime resizes its logits to the input in PyTorch; a '
+            'detector program runs its networks in ExecuTorch and its anchors, NMS and RoIAlign '
+            'in PyTorch. MB: the '
             'file.'
         )
     return dict(method=method, repeats=args.repeats, records=records)
