@@ -22,7 +22,7 @@ from mmeffformer.utils.model_analysis import build_model_from_cfg
 from tests.helpers.exported import assert_same_detections, mmdet_predict
 from tests.helpers.scripts import run_tool
 from tests.helpers.tiny_configs import batchnorm_config, tiny_demo_config
-from tests.helpers.tiny_models import randomise_batchnorm
+from tests.helpers.tiny_models import save_random_checkpoint
 
 pytest.importorskip('executorch')
 BOUND = (288, 320)  # the config's test images are 256 x 256
@@ -49,11 +49,8 @@ def programs(tmp_path_factory):
         ('v2-int8', batchnorm_config(root, data, v2=True), ['--int8', '--num-images', '3']),
         ('det-fp32', tiny_demo_config(root, data), ['--score-thr', '0.05']),
     ):
-        torch.manual_seed(0)
-        model = build_model_from_cfg(Config.fromfile(str(config)))
-        randomise_batchnorm(model)
         checkpoint = root / f'{form}.pth'
-        torch.save({'state_dict': model.state_dict(), 'meta': {}}, checkpoint)
+        save_random_checkpoint(config, checkpoint)
         program = root / f'{form}.pte'
         tolerance = ['--tolerance', '0.5'] if '--int8' in extra else []
         run = run_tool(

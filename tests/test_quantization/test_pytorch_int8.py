@@ -18,7 +18,7 @@ from mmeffformer.quantization import use_quantized_features
 from mmeffformer.utils.model_analysis import build_model_from_cfg
 from tests.helpers.scripts import run_tool
 from tests.helpers.tiny_configs import batchnorm_config, tiny_demo_config
-from tests.helpers.tiny_models import randomise_batchnorm
+from tests.helpers.tiny_models import save_random_checkpoint
 
 pytest.importorskip('torchao')
 
@@ -41,11 +41,8 @@ def programs(tmp_path_factory):
         ('det', tiny_demo_config(root, data)),
         ('seg-v2', batchnorm_config(root, data, v2=True)),
     ):
-        torch.manual_seed(0)
-        model = build_model_from_cfg(Config.fromfile(str(config)))
-        randomise_batchnorm(model)
         checkpoint = root / f'{task}.pth'
-        torch.save({'state_dict': model.state_dict(), 'meta': {}}, checkpoint)
+        save_random_checkpoint(config, checkpoint)
         program = root / f'{task}_int8.pt2'
         run = run_tool(
             'quantize.py', config, checkpoint, '--backend', 'pytorch', '--out', program,
