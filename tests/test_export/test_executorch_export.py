@@ -1,5 +1,5 @@
-"""tools/export_executorch.py -> ExecuTorch (XNNPACK) -> tools/test.py MODEL.pte: a tiny V1
-segmentor in fp32, a tiny V2 segmentor in INT8 and a tiny Mask R-CNN in fp32, run at sizes
+"""tools/export_executorch.py -> ExecuTorch (XNNPACK) -> tools/test.py MODEL.pte: a tiny V2
+segmentor in fp32, a tiny V1 segmentor in INT8 and a tiny Mask R-CNN in fp32, run at sizes
 below the bound that they were not exported at, evaluated with the config's metric; a size
 above the bound and a file of another model are refused."""
 
@@ -38,15 +38,15 @@ def float_logits(config, checkpoint, image: torch.Tensor) -> np.ndarray:
 
 @pytest.fixture(scope='module')
 def programs(tmp_path_factory):
-    """Per form: config, checkpoint and its .pte (V1 segmentor fp32; V2 segmentor INT8 on 3
+    """Per form: config, checkpoint and its .pte (V2 segmentor fp32; V1 segmentor INT8 on 3
     train images; Mask R-CNN fp32)."""
     root = tmp_path_factory.mktemp('executorch')
     data = root / 'data'
     write_dataset(str(data), num_train=3, num_val=2, size=(128, 128))
     spaces = {}
     for form, config, extra in (
-        ('v1-fp32', batchnorm_config(root, data), []),
-        ('v2-int8', batchnorm_config(root, data, v2=True), ['--int8', '--num-images', '3']),
+        ('v2-fp32', batchnorm_config(root, data, v2=True), []),
+        ('v1-int8', batchnorm_config(root, data), ['--int8', '--num-images', '3']),
         ('det-fp32', tiny_demo_config(root, data), ['--score-thr', '0.05']),
     ):
         checkpoint = root / f'{form}.pth'
@@ -64,7 +64,7 @@ def programs(tmp_path_factory):
 
 
 def test_the_tool_checks_the_program_at_two_sizes_and_names_its_bound(programs):
-    stdout = programs['v1-fp32']['run'].stdout
+    stdout = programs['v2-fp32']['run'].stdout
     assert 'height and width from 96 up to 288x320' in stdout
     sizes = re.findall(r'^input (\d+)x(\d+):', stdout, re.M)
     assert sizes[0] == ('128', '160') and len(sizes) == 2
@@ -72,13 +72,13 @@ def test_the_tool_checks_the_program_at_two_sizes_and_names_its_bound(programs):
     assert height != width and height % 32 and width % 32
     errors = [float(e) for e in re.findall(r'relative to max \|output\| ([\d.e+-]+)', stdout)]
     assert len(errors) == 2 and max(errors) < 1e-3
-    assert 'calibrating on 3 images of the train set' in programs['v2-int8']['run'].stdout
+    assert 'calibrating on 3 images of the train set' in programs['v1-int8']['run'].stdout
     stdout = programs['det-fp32']['run'].stdout
     assert 'outputs boxes, scores, labels, masks' in stdout
     assert len(re.findall(r'^  masks \(probabilities\): max abs diff', stdout, re.M)) == 2
 
 
-@pytest.mark.parametrize('form, tolerance', [('v1-fp32', 1e-4), ('v2-int8', 0.35)])
+@pytest.mark.parametrize('form, tolerance', [('v2-fp32', 1e-4), ('v1-int8', 0.35)])
 def test_the_program_follows_pytorch_at_sizes_it_was_not_exported_at(programs, form, tolerance):
     space = programs[form]
     runtime = build_backend('executorch', str(space['program']))
@@ -135,14 +135,14 @@ def test_the_test_tool_gives_the_detector_programs_detections_as_pytorchs(progra
         assert (masks[order] != want_masks).mean() < 1e-3  # pasted into the original image
 
 
-@pytest.mark.parametrize('form', ['v1-fp32', 'det-fp32'])
+@pytest.mark.parametrize('form', ['v2-fp32', 'det-fp32'])
 def test_a_size_above_the_bound_is_refused_with_the_bound(programs, form):
     runtime = build_backend('executorch', str(programs[form]['program']))
     with pytest.raises(ValueError, match='serves images up to 288x320 .*; got 289x150'):
         runtime(np.zeros((1, 3, 289, 150), np.float32))
 
 
-@pytest.mark.parametrize('form', ['v1-fp32', 'v2-int8'])
+@pytest.mark.parametrize('form', ['v2-fp32', 'v1-int8'])
 def test_test_tool_evaluates_the_program_with_the_configs_metric(programs, form, tmp_path):
     space = programs[form]
     run = run_tool('test.py', space['config'], space['program'], '--work-dir', tmp_path)
@@ -151,11 +151,11 @@ def test_test_tool_evaluates_the_program_with_the_configs_metric(programs, form,
     got = float(re.search(r'mIoU: ([\d.]+)', run.output)[1])
     run = run_tool('test.py', space['config'], space['checkpoint'], '--work-dir', tmp_path)
     want = float(re.search(r'mIoU: ([\d.]+)', run.output)[1])
-    assert abs(got - want) <= (0.1 if form == 'v1-fp32' else 5.0)
+    assert abs(got - want) <= (0.1 if form == 'v2-fp32' else 5.0)
 
 
 def test_benchmark_tool_times_the_program(programs):
-    space = programs['v1-fp32']
+    space = programs['v2-fp32']
     run = run_tool(
         'benchmark.py', space['config'], '--backend', 'executorch', '--model', space['program'],
         '--shape', '128', '160', '--warmup', '1', '--repeats', '2',
@@ -165,7 +165,7 @@ def test_benchmark_tool_times_the_program(programs):
 
 
 def test_refusals_name_what_is_wrong(programs, tmp_path, monkeypatch):
-    space = programs['v1-fp32']
+    space = programs['v2-fp32']
     det_config = tiny_demo_config(tmp_path, tmp_path / 'data')
     run = run_tool('test.py', det_config, space['program'], '--work-dir', tmp_path)
     assert run.returncode == 1 and "task: file 'segmentation', config 'detection'" in run.stderr

@@ -96,7 +96,10 @@ class Attention2d(nn.Module):
         dtype = self.logits_dtype or q.dtype
         bias = self.bias((height, width), (height, width)).to(dtype)
         attn = (q.to(dtype) @ k.to(dtype)) * self.scale + bias
-        attn = self.talking_head2(self.talking_head1(attn).softmax(dim=-1))
+        attn = self.talking_head1(attn)
+        # the softmax on a 3D view: XNNPACK in ExecuTorch 1.5 keeps a 1x1 conv's output
+        # channels-last and takes a 4D softmax(dim=-1) of it over the heads instead
+        attn = self.talking_head2(attn.flatten(0, 1).softmax(dim=-1).view(attn.shape))
         out = (attn.to(v.dtype) @ v).transpose(-2, -1).reshape(batch, -1, height, width) + v_local
         if self.stride_conv is not None:
             out = resize_bilinear(out, size)

@@ -1,0 +1,25 @@
+"""Process-wide settings of the suite's worker processes."""
+
+from __future__ import annotations
+
+import os
+
+
+def _share_the_cores() -> None:
+    """Give each pytest-xdist worker its share of the cores (at least one thread).
+
+    Every torch process starts one OpenMP thread per core; with two workers on two cores
+    that is four spinning threads on two cores, and the suite took 2.8x the CPU time it
+    needs. Set before torch starts its thread pool; subprocesses of a test inherit it.
+    An OMP_NUM_THREADS set by the caller is kept.
+    """
+    workers = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))
+    if workers > 1 and 'OMP_NUM_THREADS' not in os.environ:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        os.environ['OMP_NUM_THREADS'] = str(threads)
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+_share_the_cores()
