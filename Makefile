@@ -49,9 +49,10 @@ $(STAMP): $(DEPS)
 	touch $@
 
 # The suite runs in TEST_WORKERS processes (pytest-xdist), one test module per worker at a
-# time, so the expensive module fixtures (exports, quantizations) are built once.
+# time, so the expensive module fixtures (exports, quantizations) are built once; modules
+# in collection order, which tests/conftest.py starts with the expensive ones.
 TEST_WORKERS ?= 2
-PYTEST := $(PY) -m pytest tests -n $(TEST_WORKERS) --dist loadfile
+PYTEST := $(PY) -m pytest tests -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test: setup
 	MMEFFFORMER_STACK=$(STACK) $(PYTEST) --durations=20

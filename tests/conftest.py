@@ -23,3 +23,10 @@ def _share_the_cores() -> None:
 
 
 _share_the_cores()
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Modules marked ``expensive`` first, the rest in their order: the workers (one test
+    module at a time, ``--dist loadfile --no-loadscope-reorder``) then take the long
+    modules while the short ones remain to even out the finish."""
+    items.sort(key=lambda item: item.get_closest_marker('expensive') is None)

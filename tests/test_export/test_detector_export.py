@@ -14,6 +14,7 @@ from tests.helpers.downstream import build_from_config
 from tests.helpers.exported import assert_same_detections, mmdet_predict, tiny_detector_config
 from tests.helpers.tiny_models import randomise_batchnorm
 
+pytestmark = pytest.mark.expensive
 EXPORT_SIZE = (96, 128)
 OTHER_SIZES = [(83, 117), (131, 96)]  # neither traced nor multiples of 32
 

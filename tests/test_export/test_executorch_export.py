@@ -25,6 +25,7 @@ from tests.helpers.tiny_configs import batchnorm_config, tiny_demo_config
 from tests.helpers.tiny_models import save_random_checkpoint
 
 pytest.importorskip('executorch')
+pytestmark = pytest.mark.expensive
 BOUND = (288, 320)  # the config's test images are 256 x 256
 
 

@@ -22,6 +22,7 @@ from tests.helpers.tiny_models import randomise_batchnorm
 from tests.helpers.v2_reference import arch_dict
 
 pytest.importorskip('nncf')
+pytestmark = pytest.mark.expensive
 TOOLS = ROOT / 'tools'
 
 

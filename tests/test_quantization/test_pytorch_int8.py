@@ -21,6 +21,7 @@ from tests.helpers.tiny_configs import batchnorm_config, tiny_demo_config
 from tests.helpers.tiny_models import save_random_checkpoint
 
 pytest.importorskip('torchao')
+pytestmark = pytest.mark.expensive
 
 
 def float_model(config, checkpoint):

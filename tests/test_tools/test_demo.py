@@ -16,6 +16,7 @@ from mmeffformer.demo.figures import TITLE_HEIGHT, read_scalars
 from mmeffformer.utils import cpu_has_native_bf16
 from mmeffformer.utils.cpu_facts import cpu_info
 
+pytestmark = pytest.mark.expensive
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -1,4 +1,5 @@
-"""Two CPU processes (gloo) train like one process with the same global batch."""
+"""Two CPU processes (gloo) download a URL checkpoint once and train like one process
+with the same global batch."""
 
 from __future__ import annotations
 
@@ -28,21 +29,43 @@ def run_tool(command: list, env: dict) -> subprocess.CompletedProcess:
     return run
 
 
-def test_two_process_ddp_matches_single_process(tmp_path):
+def test_two_processes_from_a_url_download_once_and_match_one_process(tmp_path):
+    """Both ranks of tools/dist_train.sh start from a URL (the server sees one request) and
+    end with the weights of one process with the same global batch."""
     data = tmp_path / 'data'
     write_dataset(str(data), num_train=6, num_val=1, size=(128, 128))
-    env = dict(os.environ, PYTHON=sys.executable, PORT=str(unused_port()), OMP_NUM_THREADS='1')
+    configs = {batch: write_config(tmp_path, data, batch) for batch in (1, 2)}
+    segmentor = build_from_config(Config.fromfile(str(configs[1])), 'mmseg')
+    contents = io.BytesIO()
+    torch.save({'state_dict': segmentor.state_dict()}, contents)  # a whole-model file
+    payload = contents.getvalue()
+    name = f'/segmentor-{hashlib.sha256(payload).hexdigest()[:8]}.pth'
+    env = dict(
+        os.environ, PYTHON=sys.executable, PORT=str(unused_port()), OMP_NUM_THREADS='1',
+        MMEFFFORMER_CACHE=str(tmp_path / 'cache'),
+    )  # fmt: skip
     ddp_dir, single_dir = tmp_path / 'ddp', tmp_path / 'single'
-    run_tool(
-        ['bash', str(ROOT / 'tools' / 'dist_train.sh'), str(write_config(tmp_path, data, 1)), '2',
-         '--work-dir', str(ddp_dir)],
-        env,
-    )  # fmt: skip
-    run_tool(
-        [sys.executable, str(ROOT / 'tools' / 'train.py'), str(write_config(tmp_path, data, 2)),
-         '--work-dir', str(single_dir)],
-        env,
-    )  # fmt: skip
+    with CheckpointServer() as server:
+        server.files[name] = payload
+        url = server.url(name)
+        for config in configs.values():
+            config.write_text(
+                config.read_text()
+                + f"model['backbone']['init_cfg'] = dict(_delete_=True, type='Pretrained', "
+                f"checkpoint='{url}')\n"
+            )
+        run = run_tool(
+            ['bash', str(ROOT / 'tools' / 'dist_train.sh'), str(configs[1]), '2',
+             '--work-dir', str(ddp_dir)],
+            env,
+        )  # fmt: skip
+        assert server.requests[name] == 1
+        assert f'Loaded {url}' in run.stdout + run.stderr
+        run_tool(
+            [sys.executable, str(ROOT / 'tools' / 'train.py'), str(configs[2]),
+             '--work-dir', str(single_dir)],
+            env,
+        )  # fmt: skip
     ddp = torch.load(ddp_dir / 'iter_3.pth', weights_only=False)
     single = torch.load(single_dir / 'iter_3.pth', weights_only=False)
     assert ddp['meta']['iter'] == single['meta']['iter'] == 3
@@ -61,35 +84,3 @@ def test_two_process_ddp_matches_single_process(tmp_path):
     assert len(moved) > len(single['state_dict']) // 2
     for name, value in single['state_dict'].items():
         torch.testing.assert_close(ddp['state_dict'][name], value, atol=1e-5, rtol=1e-5, msg=name)
-
-
-def test_two_ranks_download_a_url_checkpoint_once(tmp_path):
-    """Both ranks of tools/dist_train.sh start from a URL; the server sees one request."""
-    data = tmp_path / 'data'
-    write_dataset(str(data), num_train=2, num_val=1, size=(128, 128))
-    config = write_config(tmp_path, data, 1)
-    cfg = Config.fromfile(str(config))
-    segmentor = build_from_config(cfg, 'mmseg')
-    contents = io.BytesIO()
-    torch.save({'state_dict': segmentor.state_dict()}, contents)  # a whole-model file
-    payload = contents.getvalue()
-    name = f'/segmentor-{hashlib.sha256(payload).hexdigest()[:8]}.pth'
-    with CheckpointServer() as server:
-        server.files[name] = payload
-        url = server.url(name)
-        config.write_text(
-            config.read_text()
-            + f"model['backbone']['init_cfg'] = dict(_delete_=True, type='Pretrained', checkpoint='{url}')\n"
-        )
-        env = dict(
-            os.environ, PYTHON=sys.executable, PORT=str(unused_port()), OMP_NUM_THREADS='1',
-            MMEFFFORMER_CACHE=str(tmp_path / 'cache'),
-        )  # fmt: skip
-        run = run_tool(
-            ['bash', str(ROOT / 'tools' / 'dist_train.sh'), str(config), '2',
-             '--work-dir', str(tmp_path / 'ddp')],
-            env,
-        )  # fmt: skip
-        assert server.requests[name] == 1
-    assert (tmp_path / 'ddp' / 'iter_3.pth').is_file()
-    assert f'Loaded {url}' in run.stdout + run.stderr
