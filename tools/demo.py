@@ -7,7 +7,8 @@
    no ImageNet weights can be downloaded here), each with mmengine's runner from
    ``configs/demo/``, evaluating on the held-out split (mmseg IoUMetric, mmdet CocoMetric);
 4. exports both trained models to ONNX and evaluates each file in ONNX Runtime and
-   OpenVINO with the same test loop and metric (next to PyTorch's);
+   OpenVINO with the same test loop and metric (next to PyTorch's; ``--no-export`` skips
+   this step);
 5. prints a table of metrics against targets and writes ``report.md``, prediction
    pictures and training curves (from mmengine's scalars.json) to ``--out``.
 
@@ -202,6 +203,37 @@ def per_class(metrics: Dict[str, float], prefix: str, suffix: str, scale: float)
     }
 
 
+def int8_calibration_images(smoke: bool, no_int8: bool) -> int:
+    """How many training images calibrate the INT8 rows; 0: no INT8 rows (``--no-int8``,
+    or the quantize extra, NNCF and torchao, is not installed)."""
+    extra = all(importlib.util.find_spec(name) for name in ('nncf', 'torchao'))
+    return (2 if smoke else 32) if extra and not no_int8 else 0
+
+
+def export_and_evaluate(
+    args: argparse.Namespace, out: Path, seg_runner: Runner, det_runner: Runner
+) -> List[dict]:
+    """Both trained models exported and evaluated in each runtime: the deployment rows.
+    INT8 rows are calibrated on training images; the smoke run leaves the PyTorch INT8
+    program uncompiled (Inductor takes minutes)."""
+    int8_images = int8_calibration_images(args.smoke, args.no_int8)
+    # ExecuTorch on request: in one full run here the process died (SIGSEGV) while evaluating
+    # the first ExecuTorch program after training, which the same evaluation without the
+    # training before it never did; until that is understood, make demo leaves it out
+    executorch = args.executorch
+    forms = ['ONNX Runtime', 'OpenVINO'] + (['INT8 in OpenVINO and PyTorch'] if int8_images else [])
+    forms += ['ExecuTorch'] if executorch else []
+    print(f'exporting both models, evaluating them in {", ".join(forms[:-1])} and {forms[-1]}')
+    with console_to(out / 'deployment.log'):
+        return [
+            row
+            for name, runner in (('Semantic FPN', seg_runner), ('Mask R-CNN', det_runner))
+            for row in evaluate_exported(
+                name, runner, out, RUNTIMES, int8_images, not args.smoke, executorch
+            )
+        ]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--out', default='demo_out', help='report folder')
@@ -222,6 +254,9 @@ def main(argv=None) -> int:
     parser.add_argument('--keep-denormals', action='store_true', help='do not flush denormals')
     parser.add_argument(
         '--no-int8', action='store_true', help='leave out the INT8 rows (quantizing both models)'
+    )
+    parser.add_argument(
+        '--no-export', action='store_true', help='leave out exporting and the runtimes table'
     )
     parser.add_argument(
         '--executorch',
@@ -286,27 +321,11 @@ def main(argv=None) -> int:
         )
     seconds['pictures'] = time.perf_counter() - start
 
-    start = time.perf_counter()
-    # INT8 where the quantize extra (NNCF, torchao) is installed, calibrated on training
-    # images; the smoke run leaves the PyTorch program uncompiled (Inductor takes minutes)
-    extra = all(importlib.util.find_spec(name) for name in ('nncf', 'torchao'))
-    int8_images = (2 if args.smoke else 32) if extra and not args.no_int8 else 0
-    # ExecuTorch on request: in one full run here the process died (SIGSEGV) while evaluating
-    # the first ExecuTorch program after training, which the same evaluation without the
-    # training before it never did; until that is understood, make demo leaves it out
-    executorch = args.executorch
-    forms = ['ONNX Runtime', 'OpenVINO'] + (['INT8 in OpenVINO and PyTorch'] if int8_images else [])
-    forms += ['ExecuTorch'] if executorch else []
-    print(f'exporting both models, evaluating them in {", ".join(forms[:-1])} and {forms[-1]}')
-    with console_to(out / 'deployment.log'):
-        deployment = [
-            row
-            for name, runner in (('Semantic FPN', seg_runner), ('Mask R-CNN', det_runner))
-            for row in evaluate_exported(
-                name, runner, out, RUNTIMES, int8_images, not args.smoke, executorch
-            )
-        ]
-    seconds['export and runtimes'] = time.perf_counter() - start
+    deployment: List[dict] = []
+    if not args.no_export:
+        start = time.perf_counter()
+        deployment = export_and_evaluate(args, out, seg_runner, det_runner)
+        seconds['export and runtimes'] = time.perf_counter() - start
 
     info = cpu_info()
     result = DemoResult(

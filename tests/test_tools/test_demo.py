@@ -15,6 +15,7 @@ import pytest
 from mmeffformer.demo.figures import TITLE_HEIGHT, read_scalars
 from mmeffformer.utils import cpu_has_native_bf16
 from mmeffformer.utils.cpu_facts import cpu_info
+from tests.helpers.scripts import load_script
 
 pytestmark = pytest.mark.expensive
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,16 +92,27 @@ def test_demo_smoke_trains_evaluates_and_reports(tmp_path):
 def test_demo_smoke_in_bf16_trains_and_evaluates_under_autocast(tmp_path):
     run = subprocess.run(
         [sys.executable, str(ROOT / 'tools' / 'demo.py'), '--smoke', '--out', str(tmp_path),
-         '--precision', 'bfloat16', '--no-int8'],  # INT8 is the float32 run's (same path)
+         '--precision', 'bfloat16', '--no-export'],  # the exports are the float32 run's
         capture_output=True, text=True,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     metrics = json.loads((tmp_path / 'metrics.json').read_text())
     assert metrics['precision'] == 'bfloat16'
-    assert [r['precision'] for r in metrics['deployment']].count('int8') == 0  # --no-int8
+    assert metrics['deployment'] == [] and 'exporting both models' not in run.stdout
+    assert not list(tmp_path.glob('*.onnx'))
     assert all(0 <= metrics['metrics'][name] <= 100 for name in ('box AP', 'mask AP', 'mIoU'))
     for phase in ('semfpn', 'maskrcnn'):  # the runs' own config dumps
         (dumped,) = (tmp_path / phase).glob('*/vis_data/config.py')
         text = dumped.read_text()
         assert "type='mmeffformer.CPUAutocastOptimWrapper'" in text, phase
         assert "type='mmeffformer.AutocastValLoop'" in text, phase
+
+
+def test_no_int8_leaves_the_int8_rows_out(monkeypatch):
+    demo = load_script(ROOT / 'tools' / 'demo.py')
+    monkeypatch.setattr(demo.importlib.util, 'find_spec', lambda name: object())
+    assert demo.int8_calibration_images(smoke=False, no_int8=False) == 32
+    assert demo.int8_calibration_images(smoke=True, no_int8=False) == 2
+    assert demo.int8_calibration_images(smoke=True, no_int8=True) == 0
+    monkeypatch.setattr(demo.importlib.util, 'find_spec', lambda name: None)  # no extra
+    assert demo.int8_calibration_images(smoke=False, no_int8=False) == 0
