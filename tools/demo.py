@@ -264,6 +264,8 @@ def main(argv=None) -> int:
         help='add ExecuTorch rows (needs the mobile extra; lowering takes minutes)',
     )
     args = parser.parse_args(argv)
+    if args.executorch and args.no_export:
+        parser.error('--executorch adds rows to the export step, which --no-export leaves out')
     if args.executorch and not importlib.util.find_spec('executorch'):
         parser.error("--executorch needs the mobile extra: pip install 'mmeffformer[mobile]'")
     if not args.default_malloc:

@@ -116,3 +116,12 @@ def test_no_int8_leaves_the_int8_rows_out(monkeypatch):
     assert demo.int8_calibration_images(smoke=True, no_int8=True) == 0
     monkeypatch.setattr(demo.importlib.util, 'find_spec', lambda name: None)  # no extra
     assert demo.int8_calibration_images(smoke=False, no_int8=False) == 0
+
+
+def test_executorch_rows_without_the_export_step_are_refused(capsys, monkeypatch):
+    demo = load_script(ROOT / 'tools' / 'demo.py')
+    monkeypatch.setattr(demo, 'write_dataset', lambda *a, **k: pytest.fail('the demo started'))
+    with pytest.raises(SystemExit) as stop:
+        demo.main(['--no-export', '--executorch', '--out', 'unused'])
+    assert stop.value.code == 2
+    assert '--executorch adds rows to the export step, which --no-export' in capsys.readouterr().err
