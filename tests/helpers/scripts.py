@@ -64,9 +64,10 @@ def _manager_classes() -> List[type]:
 
 
 @contextlib.contextmanager
-def _mmengine_instances_restored() -> Iterator[None]:
-    """Drop the global instances a run creates: a second run of the same config within the
-    same second would otherwise log into the first run's logger and work dir."""
+def mmengine_instances_restored() -> Iterator[None]:
+    """Drop the global instances a run creates: a second run within the same second (mmengine
+    names its instances by the timestamp) would otherwise get the first run's logger, work dir
+    and visualizer."""
     before = {cls: dict(cls._instance_dict) for cls in _manager_classes()}
     try:
         yield
@@ -111,7 +112,7 @@ def run_tool(
         stack.enter_context(_environment(env, cwd))
         stack.enter_context(mock.patch('mmeffformer.utils.cli.keep_freed_memory'))
         stack.enter_context(mock.patch('mmeffformer.utils.cli.flush_denormals'))
-        stack.enter_context(_mmengine_instances_restored())
+        stack.enter_context(mmengine_instances_restored())
         stack.enter_context(contextlib.redirect_stdout(stdout))
         stack.enter_context(contextlib.redirect_stderr(stderr))
         try:
