@@ -127,13 +127,12 @@ def executorch_programs(
 ) -> Tuple[dict, Dict[str, float]]:
     """ExecuTorch runtimes on the fp32 and INT8 programs of ``module`` (an exportable form;
     ``cfg``: its config, for a detector) bounded at ``size``, as tools/export_executorch.py
-    writes them (INT8 calibrated on :func:`calibration_images`; fp32 only where INT8 does
-    not lower), and each file's MB."""
-    from mmeffformer.export.executorch_export import export_program, int8_supported
+    writes them (INT8 calibrated on :func:`calibration_images`), and each file's MB."""
+    from mmeffformer.export.executorch_export import export_program
     from mmeffformer.runtimes import build_backend
 
     runtimes, megabytes = {}, {}
-    for precision in ('fp32', 'int8') if int8_supported(module) else ('fp32',):
+    for precision in ('fp32', 'int8'):
         path = os.path.join(folder, f'{name}_{precision}.pte')
         images = calibration_images(size) if precision == 'int8' else None
         export_program(module, path, size, size, cfg, images)

@@ -123,10 +123,6 @@ def main(argv=None) -> int:
     if args.int8:
         import torch
 
-        from mmeffformer.export.executorch_export import check_int8
-
-        check_int8(module)  # before any calibration work
-
         from mmeffformer.datasets.checks import check_data_roots
         from mmeffformer.quantization.calibration import calibration_inputs
 

@@ -54,7 +54,7 @@ def evaluate_exported(
     """Rows of backend, precision, metrics and seconds per image for one trained model;
     with ``int8_images``, also its INT8 IR in OpenVINO and its INT8 PyTorch program (compiled
     by Inductor unless ``compile_int8=False``), calibrated on that many (at most) training
-    images; with ``executorch``, its ExecuTorch programs (fp32; a segmentor's also INT8 with
+    images; with ``executorch``, its ExecuTorch programs (fp32, and INT8 with
     ``int8_images``)."""
     cfg = runner.cfg
     scope = cfg.default_scope
@@ -77,8 +77,8 @@ def evaluate_exported(
         xml = str(out / f'{name}_int8.xml')
         quantize_file(cfg, path, xml, int8_images)
         files.append(('openvino', xml, 'openvino_int8'))
-    if executorch:  # INT8 programs: segmentors only (detectors' do not lower to XNNPACK)
-        for count in [0] + ([int8_images] if int8_images and scope == 'mmseg' else []):
+    if executorch:
+        for count in [0] + ([int8_images] if int8_images else []):
             pte = str(out / f'{name}_{"int8" if count else "fp32"}.pte')
             write_program(cfg, deployed, pte, count)
             files.append(('executorch', pte, f'executorch_{"int8" if count else "fp32"}'))

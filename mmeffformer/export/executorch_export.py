@@ -20,7 +20,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 
-from mmeffformer.models.graphs.detector_graph import DetectorGraph
+from mmeffformer.models.graphs.detector_graph import DetectorGraph, pad_to_divisor
 from mmeffformer.runtimes.program_constants import (
     BOUND_METHOD,
     HEAD_LOGITS,
@@ -52,8 +52,15 @@ SCALAR_FORMS = {
 }
 
 
-def _xnnpack_quantizer():
-    """XNNPACK's PT2E quantizer (symmetric, per-channel weights) for our graphs.
+def _in_modules(node: torch.fx.Node, prefixes: Sequence[str]) -> bool:
+    """Whether ``node`` was traced inside a submodule whose path starts with a prefix."""
+    stack = node.meta.get('nn_module_stack') or {}
+    return any(str(path).startswith(prefixes) for path, _ in stack.values())
+
+
+def _xnnpack_quantizer(float_modules: Sequence[str] = ()):
+    """XNNPACK's PT2E quantizer (symmetric, per-channel weights) for our graphs; the
+    submodules whose paths start with one of ``float_modules`` stay float.
 
     Before annotating, XNNPACK's quantizer turns the number of every ``add`` / ``mul`` into
     a float32 tensor; on integer arithmetic (the attention-bias index computed from the
@@ -82,18 +89,30 @@ def _xnnpack_quantizer():
             model.recompile()
             return super().transform_for_annotation(model)
 
+        def annotate(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
+            model = super().annotate(model)
+            if float_modules:  # XNNPACK's quantizer takes no "leave float" per module
+                for node in model.graph.nodes:
+                    if _in_modules(node, tuple(float_modules)):
+                        node.meta.pop('quantization_annotation', None)
+            return model
+
     quantizer = Quantizer()
     quantizer.set_global(get_symmetric_quantization_config(is_per_channel=True))
     return quantizer
 
 
-def _quantized(graph, images: Sequence[torch.Tensor]):
+def _quantized(graph, images: Sequence[torch.Tensor], float_modules: Sequence[str] = ()):
     """``graph`` (an exported program) quantized to INT8 by XNNPACK's PT2E quantizer,
-    calibrated on ``images``: a module to export again."""
+    calibrated on ``images``, ``float_modules`` left float: a module to export again."""
+    # registers the out variants of the quantized ops for the write: a weight's dequantize
+    # before a convolution that XNNPACK does not take stays in ExecuTorch's own kernels
+    import executorch.kernels.quantized  # noqa: F401
+
     from mmeffformer.quantization.pytorch_int8 import import_pt2e
 
     quantize_pt2e, _ = import_pt2e()
-    prepared = quantize_pt2e.prepare_pt2e(graph.module(), _xnnpack_quantizer())
+    prepared = quantize_pt2e.prepare_pt2e(graph.module(), _xnnpack_quantizer(float_modules))
     for image in images:
         prepared(image)
     converted = quantize_pt2e.convert_pt2e(prepared)
@@ -102,24 +121,6 @@ def _quantized(graph, images: Sequence[torch.Tensor]):
         node.target = tensor_forms.get(node.target, node.target)
     converted.recompile()
     return converted
-
-
-def int8_supported(module: nn.Module) -> bool:
-    """Whether an INT8 program of ``module`` lowers: not for a detector, as XNNPACK in
-    ExecuTorch 1.5 does not lower its quantized trunk (with the FPN quantized, the feature
-    outputs become dequantize nodes that its channels-last pass rejects; with only the
-    backbone quantized, the program fails to propagate shapes at run time)."""
-    return not isinstance(module, DetectorGraph)
-
-
-def check_int8(module: nn.Module) -> None:
-    """Refuse INT8 where :func:`int8_supported` says it does not lower."""
-    if not int8_supported(module):
-        raise ValueError(
-            'INT8 ExecuTorch programs of detectors are not supported (XNNPACK in ExecuTorch '
-            '1.5 does not lower them); export the detector in fp32, or its backbone in INT8 '
-            'with --part backbone --int8'
-        )
 
 
 def _check_example(example_size: Tuple[int, int], max_shape: Tuple[int, int]) -> None:
@@ -137,9 +138,11 @@ def _image_program(
     max_shape: Tuple[int, int],
     int8_images: Optional[Sequence[torch.Tensor]],
     divisor: int = 1,
+    float_modules: Sequence[str] = (),
 ):
     """``module`` on one image, exported with height and width free from :data:`MIN_SIDE` to
-    ``max_shape`` (multiples of ``divisor``), quantized to INT8 when given calibration images."""
+    ``max_shape`` (multiples of ``divisor``), quantized to INT8 when given calibration images
+    (but for ``float_modules``)."""
     sides = [math.ceil(side / divisor) for side in example_size]
     sizes = image_dims(max_shape, divisor)
     example = (torch.rand(1, 3, *(side * divisor for side in sides)),)
@@ -147,7 +150,7 @@ def _image_program(
         graph = torch.export.export(module, example, dynamic_shapes=sizes)
         if int8_images is not None:
             graph = torch.export.export(
-                _quantized(graph, int8_images), example, dynamic_shapes=sizes
+                _quantized(graph, int8_images, float_modules), example, dynamic_shapes=sizes
             )
     return graph
 
@@ -212,15 +215,26 @@ def export_executorch_detector(
     the number of RoIs ``test_cfg`` lets through). What lies between them (anchors, box
     decoding, NMS, RoIAlign) has no weights: the runtime does it in PyTorch, the same way
     for every file (:mod:`mmeffformer.runtimes.program_detector`), from ``model_cfg``, which
-    the program carries. fp32 only: ``int8_images`` is refused.
+    the program carries. With ``int8_images``, the backbone and neck in ``forward`` are INT8,
+    calibrated on those images, and the heads fp32.
     """
     _check_example(example_size, max_shape)
-    if int8_images is not None:
-        check_int8(graph)
     import_executorch()
-    trunk = DetectorTrunk(graph).eval()
     divisor = graph.size_divisor
-    programs = {'forward': _image_program(trunk, example_size, max_shape, None, divisor)}
+    if int8_images is None:
+        trunk = _image_program(DetectorTrunk(graph).eval(), example_size, max_shape, None, divisor)
+    else:
+        # What XNNPACK in ExecuTorch 1.5.1 gets wrong in INT8, measured on tiny Mask R-CNNs:
+        # with sizes declared as multiples of the divisor the program's outputs keep the
+        # bound's shapes whatever the input (the runtime pads to the divisor anyway, so the
+        # INT8 trunk takes free sizes), and its quantized dense head (one convolution shared
+        # by every level) fails to load ("Failed to create convolution node"): it stays fp32.
+        images = [pad_to_divisor(image, divisor) for image in int8_images]
+        trunk = _image_program(
+            DetectorTrunk(graph, own_feature_outputs=True).eval(),
+            example_size, max_shape, images, float_modules=('dense_head',),
+        )  # fmt: skip
+    programs = {'forward': trunk}
     for name, (owner, attribute, roi_shape, most) in roi_heads(graph).items():
         head = getattr(owner, attribute)
         rois = torch.export.Dim('rois', min=1, max=most)

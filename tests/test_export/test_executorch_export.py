@@ -1,7 +1,7 @@
 """tools/export_executorch.py -> ExecuTorch (XNNPACK) -> tools/test.py MODEL.pte: a tiny V2
-segmentor in fp32, a tiny V1 segmentor in INT8 and a tiny Mask R-CNN in fp32, run at sizes
-below the bound that they were not exported at, evaluated with the config's metric; a size
-above the bound and a file of another model are refused."""
+segmentor in fp32, a tiny V1 segmentor in INT8 and a tiny Mask R-CNN in fp32 and INT8, run at
+sizes below the bound that they were not exported at, evaluated with the config's metric; a
+size above the bound and a file of another model are refused."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from mmeffformer.datasets.synthetic import write_dataset
 from mmeffformer.export import exportable
 from mmeffformer.models import switch_to_deploy
 from mmeffformer.runtimes import build_backend
+from mmeffformer.runtimes.program_detector import DetectorTrunk
 from mmeffformer.utils.model_analysis import build_model_from_cfg
 from tests.helpers.exported import assert_same_detections, mmdet_predict
 from tests.helpers.scripts import run_tool
@@ -40,7 +41,7 @@ def float_logits(config, checkpoint, image: torch.Tensor) -> np.ndarray:
 @pytest.fixture(scope='module')
 def programs(tmp_path_factory):
     """Per form: config, checkpoint and its .pte (V2 segmentor fp32; V1 segmentor INT8 on 3
-    train images; Mask R-CNN fp32)."""
+    train images; Mask R-CNN fp32, and INT8 on 3 train images)."""
     root = tmp_path_factory.mktemp('executorch')
     data = root / 'data'
     write_dataset(str(data), num_train=3, num_val=2, size=(128, 128))
@@ -49,6 +50,7 @@ def programs(tmp_path_factory):
         ('v2-fp32', batchnorm_config(root, data, v2=True), []),
         ('v1-int8', batchnorm_config(root, data), ['--int8', '--num-images', '3']),
         ('det-fp32', tiny_demo_config(root, data), ['--score-thr', '0.05']),
+        ('det-int8', tiny_demo_config(root, data), ['--int8', '--num-images', '3']),
     ):
         checkpoint = root / f'{form}.pth'
         save_random_checkpoint(config, checkpoint)
@@ -136,6 +138,28 @@ def test_the_test_tool_gives_the_detector_programs_detections_as_pytorchs(progra
         assert (masks[order] != want_masks).mean() < 1e-3  # pasted into the original image
 
 
+def test_the_int8_detector_programs_networks_follow_pytorch_at_sizes_not_exported_at(programs):
+    space = programs['det-int8']
+    runtime = build_backend('executorch', str(space['program']))
+    assert runtime.precision == 'int8'
+    detector = build_model_from_cfg(Config.fromfile(str(space['config'])))
+    detector.load_state_dict(torch.load(space['checkpoint'], weights_only=False)['state_dict'])
+    graph = exportable(switch_to_deploy(detector.eval()), 'mmdet', 'model')
+    trunk = DetectorTrunk(graph).eval()
+    forward = runtime.program.load_method('forward')
+    for seed, size in enumerate(((96, 224), BOUND)):
+        image = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(seed))
+        with torch.no_grad():
+            want = trunk(image)  # FPN features, RPN scores and deltas per level
+        got = forward.execute([image])
+        assert [g.shape for g in got] == [w.shape for w in want]
+        errors = [((g - w).abs().max() / w.abs().max()).item() for g, w in zip(got, want)]
+        assert 1e-4 < min(errors) and max(errors) < 0.35, errors  # INT8, close to float
+        boxes, scores, labels, masks = runtime(image.numpy())  # the whole inference
+        assert boxes.shape[1:] == (4,) and masks.shape[1:] == (28, 28)
+        assert len(boxes) == len(scores) == len(labels) == len(masks)
+
+
 @pytest.mark.parametrize('form', ['v2-fp32', 'det-fp32'])
 def test_a_size_above_the_bound_is_refused_with_the_bound(programs, form):
     runtime = build_backend('executorch', str(programs[form]['program']))
@@ -143,16 +167,21 @@ def test_a_size_above_the_bound_is_refused_with_the_bound(programs, form):
         runtime(np.zeros((1, 3, 289, 150), np.float32))
 
 
-@pytest.mark.parametrize('form', ['v2-fp32', 'v1-int8'])
-def test_test_tool_evaluates_the_program_with_the_configs_metric(programs, form, tmp_path):
+@pytest.mark.parametrize(
+    'form, metric, tolerance',
+    [('v2-fp32', 'mIoU', 0.1), ('v1-int8', 'mIoU', 5.0), ('det-int8', 'coco/bbox_mAP', 0.1)],
+)
+def test_test_tool_evaluates_the_program_with_the_configs_metric(
+    programs, form, metric, tolerance, tmp_path
+):
     space = programs[form]
     run = run_tool('test.py', space['config'], space['program'], '--work-dir', tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert 'in executorch (XNNPACK' in run.output
-    got = float(re.search(r'mIoU: ([\d.]+)', run.output)[1])
+    assert f'in executorch (XNNPACK, {form.split("-")[1]})' in run.output
+    got = float(re.search(rf'{metric}: ([\d.]+)', run.output)[1])
     run = run_tool('test.py', space['config'], space['checkpoint'], '--work-dir', tmp_path)
-    want = float(re.search(r'mIoU: ([\d.]+)', run.output)[1])
-    assert abs(got - want) <= (0.1 if form == 'v2-fp32' else 5.0)
+    want = float(re.search(rf'{metric}: ([\d.]+)', run.output)[1])
+    assert abs(got - want) <= tolerance
 
 
 def test_benchmark_tool_times_the_program(programs):
@@ -174,10 +203,6 @@ def test_refusals_name_what_is_wrong(programs, tmp_path, monkeypatch):
     assert run.returncode == 2 and 'an ExecuTorch .pte program runs with --backend executorch' in (
         run.stderr
     )
-    run = run_tool(
-        'export_executorch.py', det_config, tmp_path / 'x.pte', '--part', 'model', '--int8'
-    )
-    assert run.returncode == 1 and 'INT8 ExecuTorch programs of detectors are not' in run.stderr
     run = run_tool(
         'export_executorch.py', space['config'], tmp_path / 'x.pte', '--max-shape', '64', '200'
     )
