@@ -57,6 +57,12 @@ class DetectorTrunk(nn.Module):
             feats = tuple(feat * 1.0 for feat in feats)
         return (*feats, *scores, *deltas)
 
+    def output_names(self, count: int) -> List[str]:
+        """The names of ``forward``'s ``count`` outputs."""
+        levels = count // (3 if self.two_stage else 2)
+        kinds = (['features'] if self.two_stage else []) + ['class scores', 'box deltas']
+        return [f'{kind} {level}' for kind in kinds for level in range(levels)]
+
 
 def roi_heads(graph: DetectorGraph) -> Dict[str, Tuple[nn.Module, str, Tuple[int, ...], int]]:
     """The R-CNN heads of ``graph`` by method name: (owner, attribute, one RoI's feature

@@ -79,6 +79,12 @@ def test_the_tool_checks_the_program_at_two_sizes_and_names_its_bound(programs):
     stdout = programs['det-fp32']['run'].stdout
     assert 'outputs boxes, scores, labels, masks' in stdout
     assert len(re.findall(r'^  masks \(probabilities\): max abs diff', stdout, re.M)) == 2
+    # INT8 detector: its networks against PyTorch's (scores cross the threshold in INT8)
+    stdout = programs['det-int8']['run'].stdout
+    errors = re.findall(r'^  (features|class scores|box deltas) \d: .* \|output\| ([\d.e+-]+)$',
+                        stdout, re.M)  # fmt: skip
+    assert len(errors) == 2 * 15 and 'detections' not in stdout
+    assert 1e-4 < min(float(e) for _, e in errors) and max(float(e) for _, e in errors) < 0.5
 
 
 @pytest.mark.parametrize('form, tolerance', [('v2-fp32', 1e-4), ('v1-int8', 0.35)])
