@@ -12,17 +12,18 @@ CPU backend of ExecuTorch on Android, iOS and desktop. ``--part model`` puts a w
 segmentor in the program (image -> class logits at the input size), or a detector's networks
 (backbone, neck and dense head; each R-CNN box and mask head as a method of its own), whose
 anchors, box decoding, NMS and RoIAlign the runtime does in PyTorch
-(``mmeffformer.runtimes.program_detector``). ``--int8`` (backbones and segmentors)
-quantizes it first with XNNPACK's PT2E quantizer (INT8 activations, per-channel INT8
-weights), calibrated on ``--num-images`` images of the config's train set drawn through its
-test pipeline and data preprocessor, as ``tools/quantize.py`` calibrates.
+(``mmeffformer.runtimes.program_detector``). ``--int8`` quantizes it first with XNNPACK's
+PT2E quantizer (INT8 activations, per-channel INT8 weights; a detector's backbone and neck,
+its heads staying fp32), calibrated on ``--num-images`` images of the config's train set
+drawn through its test pipeline and data preprocessor, as ``tools/quantize.py`` calibrates.
 
 Unless ``--no-verify``, the program runs in the ExecuTorch runtime beside PyTorch (the
 model it was made from) on random images at ``--shape`` and at a second, non-square size
 that is not a multiple of 32; the largest differences are printed and the tool exits with
 status 1 when one exceeds ``--tolerance`` (relative to the output's scale; for ``--int8``
 the INT8 program is compared with the float model, so give it a tolerance of that size; for
-detectors, the detections with score >= ``--score-thr`` are compared).
+detectors, the detections with score >= ``--score-thr`` are compared, and for INT8
+detectors the networks' outputs).
 """
 
 from __future__ import annotations
