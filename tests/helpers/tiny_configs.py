@@ -66,15 +66,26 @@ def batchnorm_config(root: Path, data: Path, v2: bool = False) -> Path:
     return path
 
 
-def tiny_demo_config(tmp_path: Path, data: Path) -> Path:
-    """The demo detection config with a tiny backbone, pointing at ``data``."""
+def tiny_demo_config(tmp_path: Path, data: Path, v2: bool = False) -> Path:
+    """The demo detection config with a tiny V1 (or V2) backbone, pointing at ``data``."""
+    from tests.helpers.v2_reference import arch_dict
+
     coco = f'{data}/coco/'
+    backbone = f'arch=dict(_delete_=True, **{TINY!r}), attn_bias_size=128'
+    widths = list(TINY['widths'])
+    if v2:
+        arch = arch_dict('tiny')
+        backbone = (
+            f"_delete_=True, type='mmeffformer.EfficientFormerV2', arch={arch!r}, "
+            'attn_bias_size=128'
+        )
+        widths = list(arch['widths'])
     text = f"""
 _base_ = ['{ROOT}/configs/demo/maskrcnn_effformer_l1_synthetic.py']
 data_root = '{coco}'
 model = dict(
-    backbone=dict(arch=dict(_delete_=True, **{TINY!r}), attn_bias_size=128),
-    neck=dict(in_channels={list(TINY['widths'])}),
+    backbone=dict({backbone}),
+    neck=dict(in_channels={widths}),
     test_cfg=dict(rpn=dict(nms_pre=100, max_per_img=50), rcnn=dict(max_per_img=20)),
 )
 train_dataloader = dict(dataset=dict(data_root=data_root))
@@ -88,7 +99,7 @@ val_evaluator = dict(
 )
 test_evaluator = val_evaluator
 """
-    path = tmp_path / 'tiny_demo.py'
+    path = tmp_path / f'tiny_demo{"_v2" if v2 else ""}.py'
     path.write_text(text)
     return path
 

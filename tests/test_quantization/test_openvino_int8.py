@@ -83,9 +83,10 @@ def quantized(tmp_path_factory):
         ('seg', write_config(root, data, 1)),
         ('det', tiny_demo_config(root, data)),
         ('seg-v2', v2_segmentor_config(root, data)),
+        ('det-v2', tiny_demo_config(root, data, v2=True)),
     ):
         torch.manual_seed(0)
-        scope = 'mmdet' if task == 'det' else 'mmseg'
+        scope = 'mmdet' if task.startswith('det') else 'mmseg'
         model = build_from_config(Config.fromfile(str(config)), scope)
         randomise_batchnorm(model)
         if task == 'seg':
@@ -139,13 +140,13 @@ def through_reshapes(node):
     return node
 
 
-@pytest.mark.parametrize('task', ['seg', 'det', 'seg-v2'])
+@pytest.mark.parametrize('task', ['seg', 'det', 'seg-v2', 'det-v2'])
 def test_int8_follows_fp32_at_a_size_it_was_not_calibrated_at(quantized, task):
     space = quantized[task]
     image = torch.rand(1, 3, 96, 160, generator=torch.Generator().manual_seed(1)).numpy() * 2 - 1
     fp32 = build_backend('openvino', str(space['onnx']), 'fp32')(image)
     int8 = build_backend('openvino', str(space['xml']), 'fp32')(image)
-    if task != 'det':  # logits at the input size
+    if task.startswith('seg'):  # logits at the input size
         assert int8[0].shape == fp32[0].shape == (1, 4, 96, 160)
         error = np.abs(int8[0] - fp32[0]).max() / np.abs(fp32[0]).max()
         assert error < 0.1
@@ -155,7 +156,8 @@ def test_int8_follows_fp32_at_a_size_it_was_not_calibrated_at(quantized, task):
 
 
 @pytest.mark.parametrize(
-    'task, metric', [('seg', 'mIoU'), ('det', 'coco/bbox_mAP'), ('seg-v2', 'mIoU')]
+    'task, metric',
+    [('seg', 'mIoU'), ('det', 'coco/bbox_mAP'), ('seg-v2', 'mIoU'), ('det-v2', 'coco/bbox_mAP')],
 )
 def test_test_tool_evaluates_the_ir_with_the_configs_metric(quantized, task, metric, tmp_path):
     space = quantized[task]

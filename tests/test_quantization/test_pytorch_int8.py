@@ -41,6 +41,7 @@ def programs(tmp_path_factory):
         ('seg', batchnorm_config(root, data)),
         ('det', tiny_demo_config(root, data)),
         ('seg-v2', batchnorm_config(root, data, v2=True)),
+        ('det-v2', tiny_demo_config(root, data, v2=True)),
     ):
         checkpoint = root / f'{task}.pth'
         save_random_checkpoint(config, checkpoint)
@@ -55,7 +56,7 @@ def programs(tmp_path_factory):
     return spaces
 
 
-@pytest.mark.parametrize('task', ['seg', 'det', 'seg-v2'])
+@pytest.mark.parametrize('task', ['seg', 'det', 'seg-v2', 'det-v2'])
 def test_int8_features_follow_fp32_at_sizes_it_was_not_calibrated_at(programs, task):
     space = programs[task]
     reference = float_model(space['config'], space['checkpoint'])
@@ -75,7 +76,7 @@ def test_int8_features_follow_fp32_at_sizes_it_was_not_calibrated_at(programs, t
         for g, w in zip(got, want):
             assert ((g - w).abs().max() / w.abs().max()).item() < 0.2
     # the heads are the checkpoint's, in float32
-    head = 'decode_head' if task != 'det' else 'roi_head'
+    head = 'decode_head' if task.startswith('seg') else 'roi_head'
     for key, value in reference.state_dict().items():
         if key.startswith(head):
             torch.testing.assert_close(quantized.state_dict()[key], value, rtol=0, atol=0)
