@@ -217,19 +217,16 @@ def export_and_evaluate(
     INT8 rows are calibrated on training images; the smoke run leaves the PyTorch INT8
     program uncompiled (Inductor takes minutes)."""
     int8_images = int8_calibration_images(args.smoke, args.no_int8)
-    # ExecuTorch on request: in one full run here the process died (SIGSEGV) while evaluating
-    # the first ExecuTorch program after training, which the same evaluation without the
-    # training before it never did; until that is understood, make demo leaves it out
-    executorch = args.executorch
+    # ExecuTorch on request: lowering both models (fp32 and INT8) takes minutes
     forms = ['ONNX Runtime', 'OpenVINO'] + (['INT8 in OpenVINO and PyTorch'] if int8_images else [])
-    forms += ['ExecuTorch'] if executorch else []
+    forms += ['ExecuTorch'] if args.executorch else []
     print(f'exporting both models, evaluating them in {", ".join(forms[:-1])} and {forms[-1]}')
     with console_to(out / 'deployment.log'):
         return [
             row
             for name, runner in (('Semantic FPN', seg_runner), ('Mask R-CNN', det_runner))
             for row in evaluate_exported(
-                name, runner, out, RUNTIMES, int8_images, not args.smoke, executorch
+                name, runner, out, RUNTIMES, int8_images, not args.smoke, args.executorch
             )
         ]
 

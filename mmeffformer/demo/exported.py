@@ -5,9 +5,8 @@ and run through the config's own test loop and metric, in PyTorch and in every r
 so the rows differ only in what computes the outputs; where the quantization extra is
 installed, the model is also quantized to INT8 as tools/quantize.py does, and evaluated in
 OpenVINO (the file, by NNCF) and in PyTorch (backbone and neck, by PT2E); on request
-(``tools/demo.py --executorch``) it is also written as ExecuTorch programs (fp32; for the
-segmentor also INT8, with the quantization extra) as tools/export_executorch.py --part model
-writes them.
+(``tools/demo.py --executorch``) it is also written as ExecuTorch programs (fp32, and INT8
+with the quantization extra) as tools/export_executorch.py --part model writes them.
 """
 
 from __future__ import annotations

@@ -93,15 +93,16 @@ def _compare_detections(result: Verification, got, want, score_thr: float) -> No
         result.add('masks (probabilities)', mask_err, mask_err)
 
 
-def _compare_networks(result: Verification, runtime, graph: DetectorGraph, image) -> None:
-    """An ExecuTorch detector program's ``forward`` (FPN features, the dense head's scores and
-    box deltas per level) against the same networks in PyTorch, on ``image`` padded as the
-    program's runtime pads it."""
-    padded = pad_to_divisor(image, graph.size_divisor).contiguous()
-    trunk = DetectorTrunk(graph).eval()
+def _compare_networks(
+    result: Verification, forward, trunk: DetectorTrunk, size_divisor: int, image
+) -> None:
+    """An ExecuTorch detector program's ``forward`` method (FPN features, the dense head's
+    scores and box deltas per level) against ``trunk``, the same networks in PyTorch, on
+    ``image`` padded as the program's runtime pads it."""
+    padded = pad_to_divisor(image, size_divisor).contiguous()
     with torch.no_grad():
         want = trunk(padded)
-    got = [g.numpy() for g in runtime.program.load_method('forward').execute([padded])]
+    got = [g.numpy() for g in forward.execute([padded])]
     _compare_maps(result, trunk.output_names(len(want)), got, want)
 
 
@@ -120,6 +121,9 @@ def verify_file(
     runtime = build_backend(backend, path, precision='fp32')
     detector = isinstance(module, DetectorGraph)
     int8_networks = detector and backend == 'executorch' and runtime.precision == 'int8'
+    if int8_networks:
+        trunk = DetectorTrunk(module).eval()
+        forward = runtime.program.load_method('forward')
     results = []
     for seed, size in enumerate(sizes):
         generator = torch.Generator().manual_seed(seed)
@@ -129,7 +133,7 @@ def verify_file(
             images = torch.rand(batch, 3, *size, generator=generator)
         result = Verification(tuple(size))
         if int8_networks:
-            _compare_networks(result, runtime, module, images)
+            _compare_networks(result, forward, trunk, module.size_divisor, images)
             results.append(result)
             continue
         got = runtime(images.numpy())

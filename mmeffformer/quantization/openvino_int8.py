@@ -7,6 +7,8 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
+from mmeffformer.runtimes.signal_stack import kept_signal_stack
+
 from .accuracy_control import AccuracyControl
 
 EXTRA = "pip install 'mmeffformer[quantize]'"
@@ -61,18 +63,19 @@ def quantize_openvino(
         ignored_scope=nncf.IgnoredScope(**FLOAT_SCOPE, validate=False),
     )
     calibration = nncf.Dataset(list(inputs), lambda image: {'image': image})
-    if accuracy is None:
-        quantized = nncf.quantize(model, calibration, **settings)
-    else:
-        quantized = nncf.quantize_with_accuracy_control(
-            model,
-            calibration,
-            nncf.Dataset(accuracy.items, accuracy.metric.inputs),
-            accuracy.metric,
-            max_drop=accuracy.max_drop,
-            drop_type=nncf.DropType.ABSOLUTE,
-            **settings,
-        )
+    with kept_signal_stack():  # NNCF compiles models with OpenVINO
+        if accuracy is None:
+            quantized = nncf.quantize(model, calibration, **settings)
+        else:
+            quantized = nncf.quantize_with_accuracy_control(
+                model,
+                calibration,
+                nncf.Dataset(accuracy.items, accuracy.metric.inputs),
+                accuracy.metric,
+                max_drop=accuracy.max_drop,
+                drop_type=nncf.DropType.ABSOLUTE,
+                **settings,
+            )
     for key, value in (metadata or {}).items():
         quantized.set_rt_info(str(value), [METADATA_SECTION, key])
     quantized.set_rt_info('int8', [METADATA_SECTION, 'precision'])

@@ -29,6 +29,7 @@ from .program_constants import (
     MODEL_CFG_METHOD,
     read_json_constant,
 )
+from .signal_stack import kept_signal_stack
 
 BACKENDS = ('onnxruntime', 'openvino', 'executorch')
 PRECISIONS = ('default', 'fp32', 'bf16')
@@ -110,7 +111,8 @@ class OpenVINOBackend(Backend):
             config['INFERENCE_PRECISION_HINT'] = 'bf16'
         if threads:
             config['INFERENCE_NUM_THREADS'] = str(threads)
-        self._use(core.compile_model(path, 'CPU', config))
+        with kept_signal_stack():  # models can then be freed in any order
+            self._use(core.compile_model(path, 'CPU', config))
 
     @classmethod
     def of_compiled(cls, compiled) -> OpenVINOBackend:

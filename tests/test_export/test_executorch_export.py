@@ -30,12 +30,18 @@ pytestmark = pytest.mark.expensive
 BOUND = (288, 320)  # the config's test images are 256 x 256
 
 
-def float_logits(config, checkpoint, image: torch.Tensor) -> np.ndarray:
-    """The config's segmentor with the checkpoint's weights, in PyTorch: logits at the input size."""
-    model = build_model_from_cfg(Config.fromfile(str(config)))
-    model.load_state_dict(torch.load(checkpoint, weights_only=False)['state_dict'])
+def loaded_model(space: dict) -> torch.nn.Module:
+    """The config's model of a form with its checkpoint's weights, in PyTorch."""
+    model = build_model_from_cfg(Config.fromfile(str(space['config'])))
+    model.load_state_dict(torch.load(space['checkpoint'], weights_only=False)['state_dict'])
+    return model
+
+
+def float_logits(space: dict, image: torch.Tensor) -> np.ndarray:
+    """A form's segmentor in PyTorch: logits at the input size."""
     with torch.no_grad():
-        return exportable(switch_to_deploy(model.eval()), 'mmseg', 'model')(image).numpy()
+        segmentor = switch_to_deploy(loaded_model(space).eval())
+        return exportable(segmentor, 'mmseg', 'model')(image).numpy()
 
 
 @pytest.fixture(scope='module')
@@ -95,7 +101,7 @@ def test_the_program_follows_pytorch_at_sizes_it_was_not_exported_at(programs, f
     for size in ((100, 150), BOUND):  # below the bound, and the bound itself
         image = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(1)) * 2 - 1
         (logits,) = runtime(image.numpy())
-        want = float_logits(space['config'], space['checkpoint'], image)
+        want = float_logits(space, image)
         assert logits.shape == want.shape == (1, 4, *size)
         assert np.abs(logits - want).max() / np.abs(want).max() < tolerance
         # the program itself ends at the decode head (stride 4); the runtime resizes
@@ -106,8 +112,7 @@ def test_the_program_follows_pytorch_at_sizes_it_was_not_exported_at(programs, f
 def test_the_detector_program_gives_mmdets_detections_at_sizes_it_was_not_exported_at(programs):
     space = programs['det-fp32']
     runtime = build_backend('executorch', str(space['program']))
-    detector = build_model_from_cfg(Config.fromfile(str(space['config'])))
-    detector.load_state_dict(torch.load(space['checkpoint'], weights_only=False)['state_dict'])
+    detector = loaded_model(space)
     for seed, size in enumerate(((100, 150), BOUND)):
         image = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(seed))
         want = mmdet_predict(detector, image)  # mmdet's own inference in PyTorch
@@ -148,8 +153,7 @@ def test_the_int8_detector_programs_networks_follow_pytorch_at_sizes_not_exporte
     space = programs['det-int8']
     runtime = build_backend('executorch', str(space['program']))
     assert runtime.precision == 'int8'
-    detector = build_model_from_cfg(Config.fromfile(str(space['config'])))
-    detector.load_state_dict(torch.load(space['checkpoint'], weights_only=False)['state_dict'])
+    detector = loaded_model(space)
     graph = exportable(switch_to_deploy(detector.eval()), 'mmdet', 'model')
     trunk = DetectorTrunk(graph).eval()
     forward = runtime.program.load_method('forward')
