@@ -123,22 +123,6 @@ def _quantized(graph, images: Sequence[torch.Tensor], float_modules: Sequence[st
     return converted
 
 
-class _OwnOutputs(nn.Module):
-    """``module``'s outputs, each through an op of its own (``x * 1.0``, the same values).
-
-    In INT8, an FPN feature that is both an output of the trunk and the dense head's input
-    makes XNNPACK's channels-last pass (ExecuTorch 1.5) point the output at a node it made
-    without shape metadata, and lowering fails (``KeyError: 'val'``); an op of the output's
-    own keeps the two uses apart."""
-
-    def __init__(self, module: nn.Module) -> None:
-        super().__init__()
-        self.module = module
-
-    def forward(self, image: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        return tuple(output * 1.0 for output in self.module(image))
-
-
 def _check_example(example_size: Tuple[int, int], max_shape: Tuple[int, int]) -> None:
     for name, side, bound in zip(('height', 'width'), example_size, max_shape):
         if not MIN_SIDE <= side <= bound:
@@ -247,8 +231,8 @@ def export_executorch_detector(
         # by every level) fails to load ("Failed to create convolution node"): it stays fp32.
         images = [pad_to_divisor(image, divisor) for image in int8_images]
         trunk = _image_program(
-            _OwnOutputs(DetectorTrunk(graph)).eval(),
-            example_size, max_shape, images, float_modules=('module.dense_head',),
+            DetectorTrunk(graph, own_feature_outputs=True).eval(),
+            example_size, max_shape, images, float_modules=('dense_head',),
         )  # fmt: skip
     programs = {'forward': trunk}
     for name, (owner, attribute, roi_shape, most) in roi_heads(graph).items():

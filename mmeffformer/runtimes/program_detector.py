@@ -37,17 +37,24 @@ class DetectorTrunk(nn.Module):
     """A detector's program ``forward``: padded image -> (FPN features of a two-stage
     detector,) the dense head's class scores per level, its box deltas per level."""
 
-    def __init__(self, graph: DetectorGraph) -> None:
+    def __init__(self, graph: DetectorGraph, own_feature_outputs: bool = False) -> None:
         super().__init__()
         self.detector = graph.detector
         self.two_stage = _two_stage(graph)
         self.dense_head = graph.graph.rpn.head if self.two_stage else graph.graph.head
+        self.own_feature_outputs = own_feature_outputs
 
     def forward(self, image: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         feats = self.detector.extract_feat(image)
         scores, deltas = self.dense_head(feats)
         if not self.two_stage:
             return (*scores, *deltas)
+        if self.own_feature_outputs:
+            # INT8: a quantized feature that is both an output and the dense head's input
+            # makes XNNPACK's channels-last pass (ExecuTorch 1.5) point the output at a
+            # node it made without shape metadata, and lowering fails (KeyError 'val'); an
+            # op of the output's own keeps the two uses apart (the same values)
+            feats = tuple(feat * 1.0 for feat in feats)
         return (*feats, *scores, *deltas)
 
     def output_names(self, count: int) -> List[str]:
