@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import sys
 from contextlib import contextmanager
 from typing import Iterator, Optional
+
+SS_DISABLE = 2  # <signal.h>: the thread has no alternate signal stack
 
 
 class StackT(ctypes.Structure):
@@ -30,6 +33,7 @@ class StackT(ctypes.Structure):
     ]
 
 
+@functools.lru_cache(maxsize=1)
 def _libc() -> Optional[ctypes.CDLL]:
     if not sys.platform.startswith('linux'):
         return None
@@ -60,5 +64,5 @@ def kept_signal_stack() -> Iterator[None]:
     finally:
         if before is not None:
             # the flags as sigaltstack(2) takes them: SS_DISABLE or 0 (not SS_ONSTACK)
-            before.ss_flags &= 2  # SS_DISABLE
+            before.ss_flags &= SS_DISABLE
             _libc().sigaltstack(ctypes.byref(before), None)

@@ -50,17 +50,23 @@ optim_wrapper = dict(optimizer=dict(_delete_=True, type='SGD', lr=0.01))
 TINY = dict(zip(('widths', 'depths', 'num_attention'), ARCHS['tiny']))
 
 
-def batchnorm_config(root: Path, data: Path, v2: bool = False) -> Path:
-    """The tiny segmentor config with BatchNorm in the backbone (deploy mode folds it)."""
+def tiny_v2_backbone() -> str:
+    """Config text of a ``backbone=dict(...)`` body: the tiny EfficientFormerV2 in place of
+    the base config's backbone, bias tables for 128 px."""
     from tests.helpers.v2_reference import arch_dict
 
+    return (
+        f"_delete_=True, type='mmeffformer.EfficientFormerV2', arch={arch_dict('tiny')!r}, "
+        'attn_bias_size=128'
+    )
+
+
+def batchnorm_config(root: Path, data: Path, v2: bool = False) -> Path:
+    """The tiny segmentor config with BatchNorm in the backbone (deploy mode folds it)."""
     path = root / f'tiny_{"v2" if v2 else "v1"}_semfpn_bn.py'
     backbone = "norm_cfg=dict(_delete_=True, type='BN')"
     if v2:
-        backbone = (
-            f"_delete_=True, type='mmeffformer.EfficientFormerV2', arch={arch_dict('tiny')!r}, "
-            "attn_bias_size=128, norm_cfg=dict(type='BN')"
-        )
+        backbone = f"{tiny_v2_backbone()}, norm_cfg=dict(type='BN')"
     base = write_config(root, data, 1)
     path.write_text(f"_base_ = ['{base}']\nmodel = dict(backbone=dict({backbone}))\n")
     return path
@@ -74,12 +80,8 @@ def tiny_demo_config(tmp_path: Path, data: Path, v2: bool = False) -> Path:
     backbone = f'arch=dict(_delete_=True, **{TINY!r}), attn_bias_size=128'
     widths = list(TINY['widths'])
     if v2:
-        arch = arch_dict('tiny')
-        backbone = (
-            f"_delete_=True, type='mmeffformer.EfficientFormerV2', arch={arch!r}, "
-            'attn_bias_size=128'
-        )
-        widths = list(arch['widths'])
+        backbone = tiny_v2_backbone()
+        widths = list(arch_dict('tiny')['widths'])
     text = f"""
 _base_ = ['{ROOT}/configs/demo/maskrcnn_effformer_l1_synthetic.py']
 data_root = '{coco}'

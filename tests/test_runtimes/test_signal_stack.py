@@ -9,7 +9,7 @@ import gc
 import pytest
 
 from mmeffformer.runtimes import build_backend
-from mmeffformer.runtimes.signal_stack import current_signal_stack
+from mmeffformer.runtimes.signal_stack import SS_DISABLE, current_signal_stack
 
 pytest.importorskip('openvino')
 onnx = pytest.importorskip('onnx')
@@ -40,8 +40,8 @@ def test_models_freed_in_compile_order_leave_the_threads_signal_stack(tmp_path):
     del second
     gc.collect()
     after = current_signal_stack()
-    assert (after.ss_sp, after.ss_flags & 2, after.ss_size) == (
+    assert (after.ss_sp, after.ss_flags & SS_DISABLE, after.ss_size) == (
         before.ss_sp,
-        before.ss_flags & 2,
+        before.ss_flags & SS_DISABLE,
         before.ss_size,
     )
